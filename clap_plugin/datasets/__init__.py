@@ -1,0 +1,2 @@
+"""Data: nuScenes info conversion and BEVFusion-style transforms."""
+from . import transforms  # noqa: F401

@@ -1,0 +1,2 @@
+"""Engine: mmengine hooks."""
+from . import hooks  # noqa: F401
