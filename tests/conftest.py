@@ -1,5 +1,4 @@
 """Shared fixtures: one small synthetic nuScenes set (with its info files) per test session."""
-import os
 import os.path as osp
 
 import pytest
@@ -35,5 +34,9 @@ def nus_prefix() -> dict:
     return nus_data_prefix()
 
 
-def pytest_configure(config):
-    os.environ.setdefault('OMP_NUM_THREADS', '2')
+@pytest.fixture(scope='session', autouse=True)
+def mmdet3d_scope():
+    """Register mmdet3d's modules and make 'mmdet3d' the default registry scope, as configs do."""
+    from mmdet3d.utils import register_all_modules
+    register_all_modules(init_default_scope=True)
+    import clap_plugin  # noqa: F401

@@ -21,7 +21,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument('--sweeps', type=int, default=2, help='LiDAR sweeps (20 Hz) before each keyframe, 0..9')
     p.add_argument('--image-size', type=int, nargs=2, default=(1600, 900), metavar=('W', 'H'),
                    help="camera image size; mmdet3d's converter expects 1600 900")
-    p.add_argument('--objects-per-class', type=int, nargs=2, default=(1, 3), metavar=('MIN', 'MAX'),
+    p.add_argument('--objects-per-class', type=int, nargs=2, default=(1, 2), metavar=('MIN', 'MAX'),
                    help='annotated objects per detection class and scene')
     p.add_argument('--save-gt-maps', action='store_true',
                    help='also write per-pixel / per-point object ids and depths to synthetic_gt/ (for checks)')

@@ -60,7 +60,7 @@ class GeneratorConfig:
     seed: int = 0
     sweeps: int = 2  # non-keyframe LiDAR sweeps before each keyframe
     image_size: Tuple[int, int] = (1600, 900)
-    objects_per_class: Tuple[int, int] = (1, 3)
+    objects_per_class: Tuple[int, int] = (1, 2)
     save_gt_maps: bool = False  # also write per-pixel/per-point object ids and depths (for tests)
     overwrite: bool = False
 

@@ -136,8 +136,9 @@ def surface_albedo(scene: Scene, table: ObjectTable, points: torch.Tensor,
     (N, 3). Points are grouped by material once (a sort), each group textured on a contiguous slice."""
     ids = object_id.clamp(min=0)
     mat = table.material[ids]
-    order = torch.argsort(mat, stable=True)
-    counts = torch.bincount(mat, minlength=len(_REFLECTIVITY)).tolist()
+    groups = [torch.nonzero(mat == m).squeeze(1) for m in range(len(_REFLECTIVITY))]
+    order = torch.cat(groups)
+    counts = [len(g) for g in groups]
     p, ids_s = points[order], ids[order]
     c, s = float(np.cos(scene.heading)), float(np.sin(scene.heading))
     rx, ry = p[:, 0] - float(scene.origin[0]), p[:, 1] - float(scene.origin[1])

@@ -116,7 +116,7 @@ _VEHICLE_COLORS = np.array([[0.75, 0.1, 0.1], [0.1, 0.2, 0.6], [0.85, 0.85, 0.85
 class SceneConfig:
     """Knobs of the procedural layout."""
     duration: float  # seconds covered by the scene
-    objects_per_class: Tuple[int, int] = (1, 3)  # min/max annotated objects per class
+    objects_per_class: Tuple[int, int] = (1, 2)  # min/max annotated objects per class
     moving_fraction: float = 0.4
     pole_spacing: float = 14.0
 
@@ -165,8 +165,7 @@ def build_scene(rng: np.random.Generator, cfg: SceneConfig, origin: np.ndarray, 
 
     # lanes for static objects (parking lanes and sidewalks) and moving traffic
     parking = {-1: _Lane(), 1: _Lane()}
-    sidewalk = {-1: _Lane(), 1: _Lane()}
-    near_lo, near_hi = -15.0, travel + 25.0  # static objects here are seen up close by the ego
+    near_lo, near_hi = -20.0, travel + 30.0  # static objects here are seen up close by the ego
     traffic = {'ahead': dict(cursor=float(rng.uniform(8.0, 14.0)), speed=ego_speed + float(rng.uniform(0.5, 2.5))),
                'oncoming': dict(cursor=travel * 0.5 + float(rng.uniform(0.0, 15.0)),
                                 speed=float(rng.uniform(3.0, 8.0)))}
@@ -178,7 +177,8 @@ def build_scene(rng: np.random.Generator, cfg: SceneConfig, origin: np.ndarray, 
                 w = l
             color = _VEHICLE_COLORS[rng.integers(len(_VEHICLE_COLORS))] if material == MAT_VEHICLE else \
                 rng.uniform(0.2, 0.9, size=3)
-            moving = cls not in ('traffic_cone', 'barrier') and (rng.uniform() < cfg.moving_fraction)
+            # the first object of every class stands still near the ego path, so each class is seen up close
+            moving = k > 0 and cls not in ('traffic_cone', 'barrier') and (rng.uniform() < cfg.moving_fraction)
             z = GROUND_CLEARANCE + ANNOTATION_MARGIN + h / 2
             if moving and cls == 'pedestrian':
                 side = int(rng.choice([-1, 1]))
@@ -199,19 +199,21 @@ def build_scene(rng: np.random.Generator, cfg: SceneConfig, origin: np.ndarray, 
                 else:
                     add(shape, (l, w, h), x, LANE_WIDTH / 2, z, np.pi, (-speed, 0), color, material, cls)
             else:
-                if cls == 'pedestrian':
-                    lanes, ys = sidewalk, lambda s: s * rng.uniform(ROAD_HALF_WIDTH + 1.3, SIDEWALK_OUTER - 1.0)
-                else:
-                    lanes, ys = parking, lambda s: s * (LANE_WIDTH * 1.5 + rng.uniform(-0.3, 0.3))
-                for _ in range(50):
+                lanes = parking
+                if cls in ('traffic_cone', 'barrier', 'pedestrian', 'bicycle', 'motorcycle'):
+                    # small objects stand at the inner edge of the parking lane, in plain view of the road
+                    lateral = lambda side: side * (LANE_WIDTH + 0.1 + w / 2 + rng.uniform(0.0, 0.1))
+                else:  # parked vehicles
+                    lateral = lambda side: side * (LANE_WIDTH * 1.5 + rng.uniform(0.0, 0.3))
+                half = max(l, w) / 2
+                for attempt in range(200):
+                    widen = 2.0 * (attempt // 20)  # a crowded street pushes objects further out
                     side = int(rng.choice([-1, 1]))
-                    x = rng.uniform(near_lo, near_hi)
-                    half = max(l, w) / 2
+                    x = rng.uniform(near_lo - widen, near_hi + widen)
                     if lanes[side].free(x - half, x + half):
                         lanes[side].take(x - half, x + half)
-                        yaw = 0.0 if cls != 'barrier' else 0.0
-                        yaw += rng.uniform(-0.15, 0.15) + (np.pi if rng.uniform() < 0.3 else 0.0)
-                        add(shape, (l, w, h), x, ys(side), z, yaw, (0, 0), color, material, cls)
+                        yaw = rng.uniform(-0.05, 0.05) + (np.pi if rng.uniform() < 0.3 else 0.0)
+                        add(shape, (l, w, h), x, lateral(side), z, yaw, (0, 0), color, material, cls)
                         break
 
     # to the global frame

@@ -31,7 +31,8 @@ def mmengine_checkpoint_globals() -> List[object]:
     from mmengine.logging import HistoryBuffer
     import collections
     import builtins
-    return [HistoryBuffer, ConfigDict, collections.OrderedDict, collections.defaultdict,
+    # HistoryBuffer pickles its statistics methods by reference, through getattr(HistoryBuffer, name)
+    return [HistoryBuffer, ConfigDict, collections.OrderedDict, collections.defaultdict, builtins.getattr,
             builtins.set, builtins.frozenset, builtins.slice, *_numpy_globals()]
 
 
