@@ -1,0 +1,4 @@
+"""Hooks: prototype EM schedule."""
+from .prototype_em_hook import PrototypeEMHook
+
+__all__ = ['PrototypeEMHook']

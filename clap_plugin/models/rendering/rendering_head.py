@@ -1,0 +1,209 @@
+"""CLAP rendering head: NeuS volume rendering of LiDAR and camera rays from a 3D feature volume.
+
+Loss (SPEC 4.3): L_rend = mean_L(w_L |r - r~| + w_sur |s(hit)|) + w_C mean_C |c - c~|.
+Rays are rendered in chunks of ``ray_chunk_size``; while gradients are enabled each chunk is
+gradient-checkpointed, so the memory of forward + backward is bounded by the chunk size, not by the number
+of rays (only the per-ray outputs are kept for all rays).
+"""
+from typing import Dict, List, Optional, Sequence, Union
+
+import math
+import torch
+from mmdet3d.registry import MODELS
+from mmengine.model import BaseModule
+from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
+
+from .neus_field import NeuSFieldMLPs, VolumeSDFField
+from .neus_volume_renderer import ray_box_intersection, render_rays
+
+RayBatch = Dict[str, Tensor]
+
+
+@MODELS.register_module()
+class CLAPRenderingHead(BaseModule):
+    """Render range and RGB from a (B, C, Z, H, W) feature volume and compute the rendering loss.
+
+    Rays are given per sample as a dict: ``origins`` (R, 3), ``directions`` (R, 3) (normalised here),
+    optional ``near``/``far`` (R,) (default: ``near`` and the exit of the ``point_cloud_range`` box),
+    targets ``range`` (R,) with optional ``range_mask`` (R,) bool, and ``rgb`` (R, 3) in [0, 1] with
+    optional ``rgb_mask`` (R,) bool.
+
+    Args:
+        in_channels: channels C of the feature volume.
+        point_cloud_range: box spanned by the volume, [x0, y0, z0, x1, y1, z1] metres.
+        coord_scale: world -> normalised coordinates and SDF units (SPEC: 1/54).
+        field: kwargs of :class:`NeuSFieldMLPs` (MLP sizes).
+        num_stratified, num_importance, up_sample_steps, base_up_sharpness: ray sampling (72 + 24).
+        near: start of every ray (metres).
+        init_sharpness: initial value of the learnable sharpness h of Phi(x) = sigmoid(h x).
+        background_color: colour of the residual transmittance (None: no background term).
+        ray_chunk_size: rays rendered at once; bounds the memory.
+        checkpoint_chunks: recompute each chunk in backward instead of storing its graph.
+        loss_range_weight, loss_surface_weight, loss_rgb_weight: w_L, w_sur, w_C (2.0, 0.1, 0.1).
+    """
+
+    def __init__(self, in_channels: int, point_cloud_range: Sequence[float] = (-54, -54, -5, 54, 54, 3),
+                 coord_scale: float = 1.0 / 54, field: Optional[dict] = None, num_stratified: int = 72,
+                 num_importance: int = 24, up_sample_steps: int = 4, base_up_sharpness: float = 64.0,
+                 near: float = 1.0, init_sharpness: float = 20.0,
+                 background_color: Optional[Sequence[float]] = (0.0, 0.0, 0.0), ray_chunk_size: int = 4096,
+                 checkpoint_chunks: bool = True, loss_range_weight: float = 2.0,
+                 loss_surface_weight: float = 0.1, loss_rgb_weight: float = 0.1,
+                 init_cfg: Optional[Union[dict, List[dict]]] = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        if len(point_cloud_range) != 6:
+            raise ValueError(f'point_cloud_range must have 6 values, got {point_cloud_range}')
+        if num_stratified < 2:
+            raise ValueError(f'num_stratified must be >= 2, got {num_stratified}')
+        if ray_chunk_size < 1:
+            raise ValueError(f'ray_chunk_size must be >= 1, got {ray_chunk_size}')
+        if init_sharpness <= 0:
+            raise ValueError(f'init_sharpness must be > 0, got {init_sharpness}')
+        self.mlps = NeuSFieldMLPs(in_channels, **(field or {}))
+        self.point_cloud_range = [float(v) for v in point_cloud_range]
+        self.coord_scale = float(coord_scale)
+        self.num_stratified = int(num_stratified)
+        self.num_importance = int(num_importance)
+        self.up_sample_steps = int(up_sample_steps)
+        self.base_up_sharpness = float(base_up_sharpness)
+        self.near = float(near)
+        self.log_sharpness = nn.Parameter(torch.tensor(math.log(init_sharpness)))
+        self.background_color = None if background_color is None else [float(c) for c in background_color]
+        self.ray_chunk_size = int(ray_chunk_size)
+        self.checkpoint_chunks = bool(checkpoint_chunks)
+        self.loss_range_weight = float(loss_range_weight)
+        self.loss_surface_weight = float(loss_surface_weight)
+        self.loss_rgb_weight = float(loss_rgb_weight)
+
+    @property
+    def sharpness(self) -> Tensor:
+        """Current sharpness h (scalar tensor)."""
+        return self.log_sharpness.exp()
+
+    def field(self, volume: Tensor) -> VolumeSDFField:
+        """The field of one sample: ``volume`` (C, Z, H, W) or (1, C, Z, H, W)."""
+        return VolumeSDFField(self.mlps, volume, self.point_cloud_range, self.coord_scale)
+
+    def sdf_function(self, volume: Tensor):
+        """SDF of one sample on a detached volume: (N, 3) world points -> (N,), for curvature scoring."""
+        return self.field(volume.detach()).sdf
+
+    def _prepare(self, rays: RayBatch, device: torch.device, dtype: torch.dtype) -> Dict[str, Tensor]:
+        for key in ('origins', 'directions'):
+            if key not in rays:
+                raise KeyError(f'ray batch lacks "{key}" (has {sorted(rays)})')
+        o = rays['origins'].to(device=device, dtype=dtype).reshape(-1, 3)
+        d = rays['directions'].to(device=device, dtype=dtype).reshape(-1, 3)
+        if o.shape != d.shape:
+            raise ValueError(f'origins {tuple(o.shape)} and directions {tuple(d.shape)} differ in shape')
+        d = d / d.norm(dim=-1, keepdim=True).clamp(min=1e-12)
+        pcr = torch.tensor(self.point_cloud_range, device=device, dtype=dtype)
+        if 'near' in rays:
+            near = rays['near'].to(device=device, dtype=dtype).reshape(-1)
+        else:
+            near = torch.full_like(o[:, 0], self.near)
+        if 'far' in rays:
+            far = rays['far'].to(device=device, dtype=dtype).reshape(-1)
+        else:
+            far = ray_box_intersection(o, d, pcr[:3], pcr[3:])[1]
+        far = torch.maximum(far, near + 1e-3)
+        return dict(origins=o, directions=d, near=near, far=far)
+
+    def _render_chunk(self, volume: Tensor, o: Tensor, d: Tensor, near: Tensor, far: Tensor,
+                      hit: Optional[Tensor]) -> tuple:
+        field = self.field(volume)
+        out = render_rays(field, o, d, near, far, self.sharpness, self.num_stratified, self.num_importance,
+                          self.up_sample_steps, self.base_up_sharpness, perturb=self.training,
+                          background_color=self.background_color)
+        hit_sdf = field.query(hit)[0] if hit is not None else o.new_zeros(0)
+        return out['range'], out['rgb'], out['acc'], out['weights'], hit_sdf
+
+    def render(self, volume: Tensor, rays: RayBatch, hit_points: Optional[Tensor] = None,
+               return_weights: bool = False) -> Dict[str, Tensor]:
+        """Render the rays of one sample in chunks.
+
+        Args:
+            volume: (C, Z, H, W) or (1, C, Z, H, W).
+            rays: ray dict (see class docstring).
+            hit_points: optional (R, 3) points whose SDF is also returned (``hit_sdf``).
+            return_weights: also return the (R, M-1) sample weights.
+
+        Returns:
+            dict with ``range`` (R,), ``rgb`` (R, 3), ``acc`` (R,), optionally ``hit_sdf`` (R,), ``weights``.
+        """
+        r = self._prepare(rays, volume.device, volume.dtype)
+        n = r['origins'].shape[0]
+        if n == 0:
+            empty = volume.new_zeros(0)
+            result = dict(range=empty, rgb=volume.new_zeros(0, 3), acc=empty)
+            if return_weights:
+                result['weights'] = volume.new_zeros(0, self.num_stratified + self.num_importance - 1)
+            if hit_points is not None:
+                result['hit_sdf'] = empty
+            return result
+        use_ckpt = self.checkpoint_chunks and torch.is_grad_enabled()
+        outs = []
+        for s in range(0, n, self.ray_chunk_size):
+            sl = slice(s, s + self.ray_chunk_size)
+            args = (volume, r['origins'][sl], r['directions'][sl], r['near'][sl], r['far'][sl],
+                    None if hit_points is None else hit_points[sl])
+            if use_ckpt:
+                res = checkpoint(self._render_chunk, *args, use_reentrant=False)
+            else:
+                res = self._render_chunk(*args)
+            if not return_weights:
+                res = res[:3] + (None, ) + res[4:]
+            outs.append(res)
+        result = dict(range=torch.cat([o[0] for o in outs]), rgb=torch.cat([o[1] for o in outs]),
+                      acc=torch.cat([o[2] for o in outs]))
+        if return_weights:
+            result['weights'] = torch.cat([o[3] for o in outs])
+        if hit_points is not None:
+            result['hit_sdf'] = torch.cat([o[4] for o in outs])
+        return result
+
+    def forward(self, volume: Tensor, rays: List[RayBatch]) -> List[Dict[str, Tensor]]:
+        """Render every sample: ``volume`` (B, C, Z, H, W), ``rays`` list of B ray dicts."""
+        self._check_batch(volume, rays)
+        return [self.render(volume[b:b + 1], rays[b]) for b in range(volume.shape[0])]
+
+    @staticmethod
+    def _check_batch(volume: Tensor, rays: List[RayBatch]) -> None:
+        if volume.dim() != 5:
+            raise ValueError(f'volume must be (B, C, Z, H, W), got shape {tuple(volume.shape)}')
+        if len(rays) != volume.shape[0]:
+            raise ValueError(f'got {len(rays)} ray batches for a volume batch of {volume.shape[0]}')
+
+    def loss(self, volume: Tensor, rays: List[RayBatch]) -> Dict[str, Tensor]:
+        """Rendering losses ``loss_range``, ``loss_surface``, ``loss_rgb`` (already weighted)."""
+        self._check_batch(volume, rays)
+        range_err, surf_err, rgb_err = [], [], []
+        for b in range(volume.shape[0]):
+            rb = rays[b]
+            prep = self._prepare(rb, volume.device, volume.dtype)
+            n = prep['origins'].shape[0]
+            hit = None
+            if 'range' in rb:
+                r_mask = rb.get('range_mask', torch.ones(n, dtype=torch.bool)).to(volume.device).reshape(-1)
+                # invalid targets may be NaN: zero them so that no NaN reaches the (masked) gradients
+                target_r = torch.where(r_mask, rb['range'].to(volume).reshape(-1), 0.0)
+                hit = prep['origins'] + prep['directions'] * target_r[:, None]
+            out = self.render(volume[b:b + 1], rb, hit_points=hit)
+            if 'range' in rb:
+                range_err.append((out['range'] - target_r).abs()[r_mask])
+                surf_err.append(out['hit_sdf'].abs()[r_mask])
+            if 'rgb' in rb:
+                c_mask = rb.get('rgb_mask', torch.ones(n, dtype=torch.bool)).to(volume.device).reshape(-1)
+                target_c = torch.where(c_mask[:, None], rb['rgb'].to(volume).reshape(-1, 3), 0.0)
+                rgb_err.append((out['rgb'] - target_c).abs().mean(dim=-1)[c_mask])
+        # keeps every parameter in the graph when a term has no rays (DDP needs all gradients)
+        zero = volume.sum() * 0.0 + sum(p.sum() for p in self.parameters()) * 0.0
+
+        def _mean(errs: List[Tensor]) -> Tensor:
+            cat = torch.cat(errs) if errs else volume.new_zeros(0)
+            return cat.mean() if cat.numel() else zero
+
+        return dict(loss_range=self.loss_range_weight * _mean(range_err),
+                    loss_surface=self.loss_surface_weight * _mean(surf_err),
+                    loss_rgb=self.loss_rgb_weight * _mean(rgb_err))
