@@ -1,4 +1,5 @@
-"""Hooks: prototype EM schedule."""
+"""Hooks: prototype EM schedule, pre-training pictures."""
+from .clap_visualization_hook import CLAPVisualizationHook
 from .prototype_em_hook import PrototypeEMHook
 
-__all__ = ['PrototypeEMHook']
+__all__ = ['CLAPVisualizationHook', 'PrototypeEMHook']

@@ -1,0 +1,233 @@
+"""The CLAP pre-training model: BEVFusion encoders + masking + rendering + prototypes, no labels.
+
+Per iteration: mask both modalities, encode them into the LiDAR, camera and fused BEVs, lift the fused BEV into
+a 3D volume, draw LiDAR and camera rays (uniform during warm-up, then by the curvature of the learned field),
+render them, and add the prototype losses on LiDAR-occupied BEV cells and the Gram regulariser.
+"""
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import torch
+from mmdet3d.registry import MODELS, TASK_UTILS
+from mmdet3d.structures import Det3DDataSample
+from torch import Tensor
+
+from ..bevfusion.detector import CLAPBEVFusion
+from .masking import mask_image_patches, mask_lidar_blocks
+from .ray_builder import camera_rays, gather_pixels, lidar_rays, pixel_projection, sparse_depth
+
+
+@MODELS.register_module()
+class CLAPPretrainer(CLAPBEVFusion):
+    """CLAP: joint camera + LiDAR pre-training by differentiable rendering.
+
+    The encoders have the submodule names of :class:`CLAPBEVFusion` (and of mmdet3d's BEVFusion), so the
+    exported encoder weights load into the fine-tune detector.
+
+    Args:
+        volume_lifter: config of the BEV -> 3D volume lift (``CLAPBEVVolumeLifter``).
+        rendering_head: config of ``CLAPRenderingHead``.
+        ray_sampler: config of ``CurvatureSampler`` (TASK_UTILS): ray budgets, warm-up, estimator.
+        prototype_loss: config of ``SwappedPrototypeLoss``; None disables the prototype terms.
+        gram_regularizer: config of ``GramRegularizer``; None disables it (needs ``prototype_loss``).
+        lidar_mask_ratio: share of occupied BEV blocks dropped from the LiDAR input.
+        camera_mask_ratio: share of image patches zeroed.
+        mask_block_size: (x, y) metres of a LiDAR mask block (one BEV cell: 8 x 8 voxels).
+        image_patch_size: side of a camera mask patch in input pixels (32).
+        render_camera: also render camera rays (RGB, and range where LiDAR projects).
+        camera_range_targets: give camera rays range targets from projected LiDAR points.
+        proto_max_cells: at most this many LiDAR-occupied BEV cells per sample enter the prototype losses.
+        keyframe_dim: column of the points holding the sweep time lag (0 on the keyframe), or None when all
+            points come from the keyframe; rays are cast from the LiDAR origin through keyframe points only.
+        **kwargs: the encoder arguments of :class:`CLAPBEVFusion` (no ``bbox_head``).
+    """
+
+    def __init__(self, volume_lifter: dict, rendering_head: dict, ray_sampler: dict,
+                 prototype_loss: Optional[dict] = None, gram_regularizer: Optional[dict] = None,
+                 lidar_mask_ratio: float = 0.9, camera_mask_ratio: float = 0.9,
+                 mask_block_size: Sequence[float] = (0.6, 0.6), image_patch_size: int = 32,
+                 render_camera: bool = True, camera_range_targets: bool = True, proto_max_cells: int = 1024,
+                 keyframe_dim: Optional[int] = 4, **kwargs) -> None:
+        if kwargs.get('bbox_head') is not None:
+            raise ValueError('CLAPPretrainer is label-free: bbox_head must be None')
+        super().__init__(**kwargs)
+        if not self.with_lidar:
+            raise ValueError('CLAPPretrainer needs the LiDAR branch (rays are cast through LiDAR points)')
+        if render_camera and not self.with_camera:
+            raise ValueError('render_camera=True needs the camera branch')
+        if gram_regularizer is not None and prototype_loss is None:
+            raise ValueError('gram_regularizer needs prototype_loss (it regularises its prototypes)')
+        if prototype_loss is not None and not self.with_camera:
+            raise ValueError('prototype_loss pairs LiDAR and camera BEV cells: it needs the camera branch')
+        self.volume_lifter = MODELS.build(volume_lifter)
+        self.rendering_head = MODELS.build(rendering_head)
+        self.ray_sampler = TASK_UTILS.build(ray_sampler)
+        self.prototype_loss = MODELS.build(prototype_loss) if prototype_loss is not None else None
+        self.gram_regularizer = MODELS.build(gram_regularizer) if gram_regularizer is not None else None
+        self.lidar_mask_ratio = float(lidar_mask_ratio)
+        self.camera_mask_ratio = float(camera_mask_ratio)
+        self.mask_block_size = tuple(float(v) for v in mask_block_size)
+        self.image_patch_size = int(image_patch_size)
+        self.render_camera = bool(render_camera)
+        self.camera_range_targets = bool(camera_range_targets)
+        self.proto_max_cells = int(proto_max_cells)
+        self.keyframe_dim = keyframe_dim
+        self.keep_visuals = False  # set by the visualisation hook
+        self.last_visuals: Dict[str, Tensor] = {}
+
+    # ------------------------------------------------------------------ helpers
+    @property
+    def point_cloud_range(self) -> List[float]:
+        return self.rendering_head.point_cloud_range
+
+    def keyframe_points(self, points: Tensor) -> Tensor:
+        """(P, C) -> (P', 3) keyframe points inside the point-cloud range."""
+        if self.keyframe_dim is not None and points.shape[1] > self.keyframe_dim:
+            points = points[points[:, self.keyframe_dim] == 0]
+        x0, y0, z0, x1, y1, z1 = self.point_cloud_range
+        p = points[:, :3]
+        inside = (p[:, 0] >= x0) & (p[:, 0] < x1) & (p[:, 1] >= y0) & (p[:, 1] < y1) & (p[:, 2] >= z0) & \
+            (p[:, 2] < z1)
+        return p[inside]
+
+    def raw_images(self, imgs: Tensor) -> Tensor:
+        """Undo the data preprocessor's normalisation: (B, N, 3, H, W) in [0, 1]."""
+        dp = self.data_preprocessor
+        mean = getattr(dp, 'mean', None)
+        std = getattr(dp, 'std', None)
+        if mean is None or std is None or not getattr(dp, '_enable_normalize', True):
+            return (imgs / 255.0).clamp(0, 1)
+        return ((imgs * std.view(1, 1, 3, 1, 1)) + mean.view(1, 1, 3, 1, 1)).div(255.0).clamp(0, 1)
+
+    def occupied_cells(self, points: Tensor, grid: Tuple[int, int], generator=None) -> Tuple[Tensor, Tensor]:
+        """(ix, iy) BEV cells (of a (X, Y) grid over the range) holding points, at most ``proto_max_cells``."""
+        x0, y0, _, x1, y1, _ = self.point_cloud_range
+        nx, ny = grid
+        ix = ((points[:, 0] - x0) / ((x1 - x0) / nx)).floor().long().clamp(0, nx - 1)
+        iy = ((points[:, 1] - y0) / ((y1 - y0) / ny)).floor().long().clamp(0, ny - 1)
+        cells = torch.unique(ix * ny + iy)
+        if cells.numel() > self.proto_max_cells:
+            keep = torch.randperm(cells.numel(), generator=generator, device='cpu')[:self.proto_max_cells]
+            cells = cells[keep.to(cells.device)]
+        return torch.div(cells, ny, rounding_mode='floor'), cells % ny
+
+    # ------------------------------------------------------------------ rays
+    def build_rays(self, points: Tensor, imgs_raw: Optional[Tensor], cams: Optional[Dict[str, Tensor]], b: int,
+                   volume: Tensor) -> Tuple[Dict[str, Tensor], Dict[str, Tensor]]:
+        """Rays of sample ``b``: the drawn LiDAR rays followed by the drawn camera rays."""
+        kf = self.keyframe_points(points)
+        if kf.shape[0] == 0:
+            raise RuntimeError(f'sample {b} has no keyframe LiDAR point inside the point-cloud range')
+        lidar_aug = cams['lidar_aug_matrix'][b] if cams is not None else torch.eye(4, dtype=kf.dtype,
+                                                                                    device=kf.device)
+        proj = None
+        if self.render_camera:
+            proj = pixel_projection(cams['lidar2img'][b], cams['img_aug_matrix'][b], lidar_aug)
+        img_shape = imgs_raw.shape[-2:] if imgs_raw is not None else None
+        draw = self.ray_sampler.sample(kf, lidar2img=proj, img_shape=img_shape,
+                                       sdf_fn=self.rendering_head.sdf_function(volume[b]))
+        rays = lidar_rays(kf[draw['point_inds']], lidar_aug[:3, 3])
+        if self.render_camera:
+            pixels = draw['pixels']  # (N_cam, R, 2)
+            cr = camera_rays(proj, pixels)
+            n = pixels.shape[0] * pixels.shape[1]
+            rgb = gather_pixels(imgs_raw[b], pixels).reshape(n, 3)
+            if self.camera_range_targets:
+                depth = gather_pixels(sparse_depth(kf, proj, img_shape)[:, None], pixels)[..., 0]
+                rng = (depth * cr['range_per_depth']).reshape(n)
+            else:
+                rng = torch.full((n, ), float('inf'), dtype=kf.dtype, device=kf.device)
+            cam = dict(origins=cr['origins'].reshape(n, 3), directions=cr['directions'].reshape(n, 3),
+                       range=torch.where(torch.isfinite(rng), rng, torch.zeros_like(rng)),
+                       range_mask=torch.isfinite(rng), rgb=rgb, rgb_mask=torch.ones(n, dtype=torch.bool,
+                                                                                   device=kf.device))
+            rays = {k: torch.cat([rays[k], cam[k]]) for k in rays}
+        info = dict(points=kf, proj=proj, **draw)
+        return rays, info
+
+    # ------------------------------------------------------------------ detector API
+    def loss(self, batch_inputs_dict: dict, batch_data_samples: List[Det3DDataSample], **kwargs) -> dict:
+        """All pre-training losses; reads points, images and camera metas only (no labels)."""
+        metas = [s.metainfo for s in batch_data_samples]
+        points: List[Tensor] = list(batch_inputs_dict['points'])
+        imgs: Optional[Tensor] = batch_inputs_dict.get('imgs') if self.with_camera else None
+        masked_points = [mask_lidar_blocks(p, self.point_cloud_range, self.mask_block_size,
+                                           self.lidar_mask_ratio)[0] for p in points]
+        inputs = dict(points=masked_points)
+        cams, imgs_raw = None, None
+        if self.with_camera:
+            if imgs is None:
+                raise KeyError("camera branch: batch inputs lack 'imgs'")
+            inputs['imgs'] = mask_image_patches(imgs, self.image_patch_size, self.camera_mask_ratio)[0]
+            cams = self.camera_matrices(metas, imgs.shape[1], imgs)
+            imgs_raw = self.raw_images(imgs)
+        bev = self.extract_bev(inputs, metas)
+        volume = self.volume_lifter(bev['fused_bev'])
+
+        rays, infos = [], []
+        for b in range(len(points)):
+            r, info = self.build_rays(points[b], imgs_raw, cams, b, volume)
+            rays.append(r)
+            infos.append(info)
+        losses = dict(self.rendering_head.loss(volume, rays))
+
+        if self.prototype_loss is not None:
+            lidar_bev, camera_bev = bev['lidar_bev'], bev['camera_bev']
+            grid = tuple(lidar_bev.shape[-2:])
+            lf, cf, cells0 = [], [], None
+            for b, info in enumerate(infos):
+                ix, iy = self.occupied_cells(info['points'], grid)
+                lf.append(lidar_bev[b, :, ix, iy].t())
+                cf.append(camera_bev[b, :, ix, iy].t())
+                if b == 0:
+                    cells0 = (ix, iy)
+            losses.update(self.prototype_loss(torch.cat(lf), torch.cat(cf)))
+            if self.gram_regularizer is not None:
+                losses['loss_gram'] = self.gram_regularizer(self.prototype_loss.prototypes)
+            if self.keep_visuals:
+                self.last_visuals['proto_cells'] = torch.stack(cells0)
+                self.last_visuals['proto_grid'] = torch.tensor(grid)
+        if self.keep_visuals:
+            self._stash_visuals(volume, imgs_raw, infos[0])
+        return losses
+
+    def _stash_visuals(self, volume: Tensor, imgs_raw: Optional[Tensor], info: dict) -> None:
+        vis = self.last_visuals
+        vis['volume'] = volume[0].detach()
+        vis['points'] = info['points'].detach()
+        vis['point_weights'] = info['point_weights'].detach()
+        vis['point_inds'] = info['point_inds'].detach()
+        if imgs_raw is not None and info.get('proj') is not None:
+            vis['image'] = imgs_raw[0].detach()
+            vis['proj'] = info['proj'].detach()
+            vis['pixel_maps'] = info['pixel_maps'].detach()
+            vis['pixels'] = info['pixels'].detach()
+
+    @torch.no_grad()
+    def render_camera_preview(self, cam: int = 0, stride: int = 8) -> Dict[str, Tensor]:
+        """Render a strided pixel grid of camera ``cam`` of the last stashed sample (needs ``keep_visuals``).
+
+        Returns ``rgb`` (h, w, 3), ``range`` (h, w) rendered, and ``rgb_real`` (h, w, 3), ``range_real`` (h, w)
+        (LiDAR ranges where points project, NaN elsewhere).
+        """
+        vis = self.last_visuals
+        if 'proj' not in vis:
+            raise RuntimeError('no stashed camera data: set keep_visuals=True and run a training step first')
+        proj, image = vis['proj'][cam:cam + 1], vis['image'][cam]
+        h, w = image.shape[-2:]
+        vs = torch.arange(stride / 2, h, stride, dtype=proj.dtype, device=proj.device)
+        us = torch.arange(stride / 2, w, stride, dtype=proj.dtype, device=proj.device)
+        grid_v, grid_u = torch.meshgrid(vs, us, indexing='ij')
+        pixels = torch.stack([grid_u, grid_v], -1).reshape(1, -1, 2)
+        cr = camera_rays(proj, pixels)
+        out = self.rendering_head.render(vis['volume'], dict(origins=cr['origins'][0], directions=cr['directions'][0]))
+        depth = gather_pixels(sparse_depth(vis['points'], proj, (h, w))[:, None], pixels)[0, :, 0]
+        real_range = torch.where(torch.isfinite(depth), depth * cr['range_per_depth'][0],
+                                 torch.full_like(depth, float('nan')))
+        hh, ww = grid_v.shape
+        return dict(rgb=out['rgb'].reshape(hh, ww, 3), range=out['range'].reshape(hh, ww),
+                    rgb_real=gather_pixels(image[None], pixels)[0].reshape(hh, ww, 3),
+                    range_real=real_range.reshape(hh, ww))
+
+    def predict(self, batch_inputs_dict: dict, batch_data_samples: List[Det3DDataSample], **kwargs):
+        raise NotImplementedError('CLAPPretrainer has no detection output; export its encoders with '
+                                  'tools/export_pretrained.py and fine-tune a CLAPBEVFusion detector')

@@ -1,0 +1,75 @@
+# CLAP pre-training on nuScenes (paper settings, SPEC 4): BEVFusion lidar-cam encoders (Swin-T, 0.075 m voxels),
+# mask rate 0.9 on both modalities, NeuS rendering of 8192 LiDAR + 6 x 1024 camera rays with 72 + 24 samples,
+# curvature sampling after a 4-epoch uniform warm-up, 512 prototypes of 128 with swapped assignment (tau 1.0,
+# 3 Sinkhorn iterations, eps 0.05), EM hook and Gram regulariser; lr 5e-5 cosine, AdamW wd 0.01.
+#   python tools/train.py configs/clap_pretrain_nus.py
+#   bash tools/dist_train.sh configs/clap_pretrain_nus.py 8
+_base_ = [
+    './_base_/default_runtime.py', './_base_/models/bevfusion_lidar-cam.py',
+    './_base_/pretrain/nus-3d_pretrain.py'
+]
+point_cloud_range = {{_base_.point_cloud_range}}
+
+model = dict(
+    type='CLAPPretrainer',
+    bbox_head=None,
+    lidar_mask_ratio=0.9,
+    camera_mask_ratio=0.9,
+    mask_block_size=[0.6, 0.6],  # one BEV cell: 8 x 8 voxels of 0.075 m
+    image_patch_size=32,
+    render_camera=True,
+    camera_range_targets=True,
+    proto_max_cells=2048,
+    keyframe_dim=4,
+    volume_lifter=dict(type='CLAPBEVVolumeLifter', in_channels=512, volume_channels=32, num_z=5, num_conv3d=2),
+    rendering_head=dict(
+        type='CLAPRenderingHead',
+        in_channels=32,
+        point_cloud_range=point_cloud_range,
+        coord_scale=1.0 / 54,
+        num_stratified=72,
+        num_importance=24,
+        near=1.0,
+        ray_chunk_size=4096,
+        loss_range_weight=2.0,
+        loss_surface_weight=0.1,
+        loss_rgb_weight=0.1),
+    ray_sampler=dict(
+        type='CurvatureSampler',
+        num_lidar_rays=8192,
+        num_pixels_per_camera=1024,
+        warmup_epochs=4,
+        estimator='finite_difference',
+        num_candidates=8192,
+        gaussian_kernel_size=9,
+        pixel_floor=0.1),
+    prototype_loss=dict(
+        type='SwappedPrototypeLoss',
+        lidar_channels=256,
+        camera_channels=80,
+        embed_dim=128,
+        num_prototypes=512,
+        temperature=1.0,
+        sinkhorn_epsilon=0.05,
+        sinkhorn_iterations=3,
+        loss_swap_weight=1.0,
+        loss_em_weight=0.1),
+    gram_regularizer=dict(type='GramRegularizer', loss_weight=0.1))
+
+max_epochs = 12
+train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs)
+optim_wrapper = dict(
+    type='OptimWrapper',
+    optimizer=dict(type='AdamW', lr=5e-5, weight_decay=0.01),
+    clip_grad=dict(max_norm=35, norm_type=2))
+param_scheduler = [
+    dict(type='CosineAnnealingLR', T_max=max_epochs, eta_min=5e-7, by_epoch=True, begin=0, end=max_epochs,
+         convert_to_iter_based=True)
+]
+custom_hooks = [
+    dict(type='PrototypeEMHook', interval=50, freeze_iters=100, buffer_size=8192),
+    dict(type='CLAPVisualizationHook', interval=500, camera=0, stride=8),
+]
+# the rendering and prototype parameters only get gradients once the corresponding terms are active
+model_wrapper_cfg = dict(type='MMDistributedDataParallel', find_unused_parameters=True)
+auto_scale_lr = dict(enable=False, base_batch_size=32)
