@@ -20,10 +20,19 @@ def lidar_rays(points: Tensor, origin: Tensor) -> Dict[str, Tensor]:
                 rgb_mask=torch.zeros(n, dtype=torch.bool, device=points.device))
 
 
+def depth_homogeneous_aug(img_aug: Tensor) -> Tensor:
+    """BEVFusion's ``img_aug_matrix`` acts on pixel coordinates: ``p' = R (u, v, 1) + t``. As a map of
+    (u d, v d, d) it is ``R + t e_z^T`` (the translation scales with depth). (..., 4, 4) -> (..., 4, 4)."""
+    out = img_aug.clone()
+    out[..., :3, 2] = img_aug[..., :3, 2] + img_aug[..., :3, 3]
+    out[..., :3, 3] = 0
+    return out
+
+
 def pixel_projection(lidar2img: Tensor, img_aug: Tensor, lidar_aug: Tensor) -> Tensor:
-    """(N_cam, 4, 4) maps from the augmented LiDAR frame to augmented-image pixels x depth:
-    ``img_aug @ lidar2img @ inv(lidar_aug)``."""
-    return img_aug @ lidar2img @ torch.inverse(lidar_aug)[None]
+    """(N_cam, 4, 4) maps from the augmented LiDAR frame to (u d, v d, d, 1) of augmented-image pixels:
+    the image augmentation after the calibration after undoing the LiDAR augmentation."""
+    return depth_homogeneous_aug(img_aug) @ lidar2img @ torch.inverse(lidar_aug)[None]
 
 
 def camera_rays(proj: Tensor, pixels: Tensor) -> Dict[str, Tensor]:
