@@ -1,0 +1,11 @@
+"""BEVFusion-style data transforms: multi-view loading, image / global augmentation, GridMask."""
+from .bev_flip import CLAPBEVFlip3D
+from .global_aug import CLAPGlobalRotScaleTrans
+from .grid_mask import CLAPGridMask, grid_mask
+from .image_aug import CLAPImageAug3D, image_aug_affine, warp_image
+from .loading import CLAPLoadMultiViewImageFromFiles
+
+__all__ = [
+    'CLAPBEVFlip3D', 'CLAPGlobalRotScaleTrans', 'CLAPGridMask', 'grid_mask', 'CLAPImageAug3D',
+    'image_aug_affine', 'warp_image', 'CLAPLoadMultiViewImageFromFiles'
+]

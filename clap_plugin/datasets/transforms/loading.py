@@ -1,0 +1,110 @@
+"""Multi-view camera loading with the calibration BEVFusion's camera branch needs.
+
+mmdet3d's ``LoadMultiViewImageFromFiles`` reads BGR images and leaves ``cam2img`` 3x3 and no
+``lidar2img`` / ``cam2lidar``. BEVFusion expects RGB images and 4x4 matrices per camera.
+"""
+import copy
+from typing import Optional, Sequence
+
+import mmcv
+import numpy as np
+from mmcv.transforms import BaseTransform
+from mmengine.fileio import get
+
+from mmdet3d.registry import TRANSFORMS
+
+
+def _as_4x4(mat) -> np.ndarray:
+    mat = np.asarray(mat, dtype=np.float64)
+    out = np.eye(4)
+    out[:mat.shape[0], :mat.shape[1]] = mat
+    return out
+
+
+@TRANSFORMS.register_module()
+class CLAPLoadMultiViewImageFromFiles(BaseTransform):
+    """Load the cameras of ``results['images']`` (mmdet3d v2 infos) as RGB arrays.
+
+    Adds ``img`` (list of (H, W, 3) arrays), ``img_path``, ``filename``, per-camera 4x4 arrays
+    (stacked, (N, 4, 4)) ``cam2img``, ``lidar2cam``, ``cam2lidar``, ``lidar2img`` (= cam2img @ lidar2cam)
+    and their ``ori_`` copies, ``img_shape`` / ``ori_shape`` / ``pad_shape`` ((H, W)), ``num_views``.
+
+    Args:
+        to_float32: convert images to float32.
+        color_type: mmcv ``imfrombytes`` flag.
+        backend_args: file backend arguments.
+        num_views: expected number of cameras (checked).
+        camera_names: cameras to load, in this order (default: the order of ``results['images']``).
+        imdecode_backend: mmcv decoding backend.
+    """
+
+    def __init__(self,
+                 to_float32: bool = False,
+                 color_type: str = 'color',
+                 backend_args: Optional[dict] = None,
+                 num_views: int = 6,
+                 camera_names: Optional[Sequence[str]] = None,
+                 imdecode_backend: str = 'cv2') -> None:
+        self.to_float32 = to_float32
+        self.color_type = color_type
+        self.backend_args = backend_args
+        self.num_views = num_views
+        self.camera_names = list(camera_names) if camera_names is not None else None
+        self.imdecode_backend = imdecode_backend
+
+    def transform(self, results: dict) -> dict:
+        """Load images and calibration of every camera."""
+        if 'images' not in results:
+            raise KeyError("CLAPLoadMultiViewImageFromFiles needs results['images'] "
+                           '(set modality use_camera=True)')
+        images = results['images']
+        names = self.camera_names if self.camera_names is not None else list(images.keys())
+        missing = [n for n in names if n not in images]
+        if missing:
+            raise KeyError(f'cameras {missing} not in results["images"] ({list(images)})')
+        if len(names) != self.num_views:
+            raise ValueError(f'expected num_views={self.num_views} cameras, got {len(names)}')
+
+        paths, cam2img, lidar2cam, cam2lidar, lidar2img, imgs = [], [], [], [], [], []
+        for name in names:
+            cam = images[name]
+            for key in ('img_path', 'cam2img', 'lidar2cam'):
+                if key not in cam:
+                    raise KeyError(f'results["images"]["{name}"] lacks "{key}"')
+            k = _as_4x4(cam['cam2img'])
+            l2c = _as_4x4(cam['lidar2cam'])
+            paths.append(cam['img_path'])
+            cam2img.append(k)
+            lidar2cam.append(l2c)
+            cam2lidar.append(np.linalg.inv(l2c))
+            lidar2img.append(k @ l2c)
+            img = mmcv.imfrombytes(
+                get(cam['img_path'], backend_args=self.backend_args), flag=self.color_type,
+                channel_order='rgb', backend=self.imdecode_backend)
+            if img is None:
+                raise IOError(f'could not decode image {cam["img_path"]}')
+            imgs.append(img.astype(np.float32) if self.to_float32 else img)
+
+        shapes = {im.shape for im in imgs}
+        if len(shapes) != 1:
+            raise ValueError(f'camera images differ in shape: {sorted(shapes)}')
+        results['img'] = imgs
+        results['img_path'] = paths
+        results['filename'] = paths
+        results['cam2img'] = np.stack(cam2img)
+        results['lidar2cam'] = np.stack(lidar2cam)
+        results['cam2lidar'] = np.stack(cam2lidar)
+        results['lidar2img'] = np.stack(lidar2img)
+        results['ori_cam2img'] = copy.deepcopy(results['cam2img'])
+        results['ori_lidar2img'] = copy.deepcopy(results['lidar2img'])
+        results['img_shape'] = imgs[0].shape[:2]
+        results['ori_shape'] = imgs[0].shape[:2]
+        results['pad_shape'] = imgs[0].shape[:2]
+        results['scale_factor'] = 1.0
+        results['num_views'] = len(names)
+        return results
+
+    def __repr__(self) -> str:
+        return (f'{self.__class__.__name__}(to_float32={self.to_float32}, '
+                f'color_type={self.color_type!r}, num_views={self.num_views}, '
+                f'camera_names={self.camera_names})')

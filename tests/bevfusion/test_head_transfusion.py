@@ -1,0 +1,286 @@
+"""CLAPTransFusionHead: state-dict compatibility with BEVFusion, forward, loss, backward, predict."""
+import copy
+import json
+import os.path as osp
+
+import pytest
+import torch
+from mmdet3d.registry import MODELS
+from mmdet3d.structures import Det3DDataSample, LiDARInstance3DBoxes
+from mmengine.structures import InstanceData
+
+import clap_plugin  # noqa: F401  (registers the modules)
+import clap_plugin.models.bevfusion.heads  # noqa: F401
+
+DEVICES = ['cpu'] + (['cuda'] if torch.cuda.is_available() else [])
+MANIFEST = osp.join(osp.dirname(__file__), 'transfusion_head_state_dict_manifest.json')
+UPSTREAM_REFERENCE = osp.join(osp.dirname(__file__), 'transfusion_head_upstream_reference.json')
+
+# the bbox_head of mmdet3d's projects/BEVFusion lidar-cam voxel0075 config, with this package's types
+FULL_HEAD = dict(
+    type='CLAPTransFusionHead',
+    num_proposals=200,
+    auxiliary=True,
+    in_channels=512,
+    hidden_channel=128,
+    num_classes=10,
+    nms_kernel_size=3,
+    bn_momentum=0.1,
+    num_decoder_layers=1,
+    decoder_layer=dict(
+        type='CLAPTransformerDecoderLayer',
+        self_attn_cfg=dict(embed_dims=128, num_heads=8, dropout=0.1),
+        cross_attn_cfg=dict(embed_dims=128, num_heads=8, dropout=0.1),
+        ffn_cfg=dict(embed_dims=128, feedforward_channels=256, num_fcs=2, ffn_drop=0.1,
+                     act_cfg=dict(type='ReLU', inplace=True)),
+        norm_cfg=dict(type='LN'),
+        pos_encoding_cfg=dict(input_channel=2, num_pos_feats=128)),
+    train_cfg=dict(
+        dataset='nuScenes',
+        point_cloud_range=[-54.0, -54.0, -5.0, 54.0, 54.0, 3.0],
+        grid_size=[1440, 1440, 41],
+        voxel_size=[0.075, 0.075, 0.2],
+        out_size_factor=8,
+        gaussian_overlap=0.1,
+        min_radius=2,
+        pos_weight=-1,
+        code_weights=[1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.2, 0.2],
+        assigner=dict(
+            type='CLAPHungarianAssigner3D',
+            iou_calculator=dict(type='CLAPBboxOverlaps3D'),
+            cls_cost=dict(type='mmdet.FocalLossCost', gamma=2.0, alpha=0.25, weight=0.15),
+            reg_cost=dict(type='CLAPBBoxBEVL1Cost', weight=0.25),
+            iou_cost=dict(type='CLAPIoU3DCost', weight=0.25))),
+    test_cfg=dict(dataset='nuScenes', grid_size=[1440, 1440, 41], out_size_factor=8,
+                  voxel_size=[0.075, 0.075], pc_range=[-54.0, -54.0], nms_type=None),
+    common_heads=dict(center=[2, 2], height=[1, 2], dim=[3, 2], rot=[2, 2], vel=[2, 2]),
+    bbox_coder=dict(
+        type='CLAPTransFusionBBoxCoder',
+        pc_range=[-54.0, -54.0],
+        post_center_range=[-61.2, -61.2, -10.0, 61.2, 61.2, 10.0],
+        score_threshold=0.0,
+        out_size_factor=8,
+        voxel_size=[0.075, 0.075],
+        code_size=10),
+    loss_cls=dict(type='mmdet.FocalLoss', use_sigmoid=True, gamma=2.0, alpha=0.25,
+                  reduction='mean', loss_weight=1.0),
+    loss_heatmap=dict(type='mmdet.GaussianFocalLoss', reduction='mean', loss_weight=1.0),
+    loss_bbox=dict(type='mmdet.L1Loss', reduction='mean', loss_weight=0.25))
+
+
+@pytest.fixture(autouse=True)
+def single_thread():
+    """Tiny tensors: one thread avoids OpenMP oversubscription on a shared CPU."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def small_head_cfg(num_decoder_layers=2, auxiliary=True, nms_type=None):
+    """The same head at 16 x 16 BEV cells over +-19.2 m with narrow layers."""
+    cfg = copy.deepcopy(FULL_HEAD)
+    pcr = [-19.2, -19.2, -5.0, 19.2, 19.2, 3.0]
+    cfg.update(num_proposals=24, in_channels=16, hidden_channel=32,
+               num_decoder_layers=num_decoder_layers, auxiliary=auxiliary)
+    cfg['decoder_layer'].update(
+        self_attn_cfg=dict(embed_dims=32, num_heads=4, dropout=0.0),
+        cross_attn_cfg=dict(embed_dims=32, num_heads=4, dropout=0.0),
+        ffn_cfg=dict(embed_dims=32, feedforward_channels=64, num_fcs=2, ffn_drop=0.0,
+                     act_cfg=dict(type='ReLU', inplace=True)),
+        pos_encoding_cfg=dict(input_channel=2, num_pos_feats=32))
+    cfg['train_cfg'].update(point_cloud_range=pcr, grid_size=[128, 128, 41],
+                            voxel_size=[0.3, 0.3, 0.2])
+    cfg['test_cfg'].update(grid_size=[128, 128, 41], voxel_size=[0.3, 0.3],
+                           pc_range=pcr[:2], nms_type=nms_type)
+    cfg['bbox_coder'].update(pc_range=pcr[:2], voxel_size=[0.3, 0.3],
+                             post_center_range=[-25.0, -25.0, -10.0, 25.0, 25.0, 10.0])
+    return cfg
+
+
+def closed_form_weights_(module):
+    """Fill every parameter with a fixed function of its name and size (same values in any model
+    whose state-dict names and shapes match, whatever the registration order)."""
+    with torch.no_grad():
+        for name, p in module.named_parameters():
+            idx = torch.arange(p.numel(), dtype=torch.float64)
+            phase = sum(ord(c) for c in name) % 97
+            p.copy_((0.05 * torch.sin(0.37 * idx + phase)).view_as(p).to(p.dtype))
+
+
+def closed_form_input():
+    """(2, 16, 16, 16) BEV features from a fixed formula."""
+    idx = torch.arange(2 * 16 * 16 * 16, dtype=torch.float64)
+    return (torch.sin(0.013 * idx) + 0.5 * torch.cos(0.71 * idx)).view(2, 16, 16, 16).float()
+
+
+def _samples():
+    boxes = [
+        torch.tensor([[5.0, -3.0, -1.5, 4.2, 1.9, 1.6, 0.4, 1.0, 0.5],
+                      [-8.0, 10.0, -1.2, 0.7, 0.7, 1.8, -1.0, 0.0, 0.0],
+                      [12.0, 12.0, -1.0, 0.4, 0.4, 1.0, 2.0, 0.0, 0.0]]),
+        torch.tensor([[-2.0, -12.0, -1.4, 10.0, 2.9, 3.5, 3.0, -2.0, 0.1]]),
+    ]
+    labels = [torch.tensor([0, 8, 9]), torch.tensor([3])]
+    samples = []
+    for b, lab in zip(boxes, labels):
+        s = Det3DDataSample(metainfo=dict(box_type_3d=LiDARInstance3DBoxes))
+        s.gt_instances_3d = InstanceData(bboxes_3d=LiDARInstance3DBoxes(b, box_dim=9),
+                                         labels_3d=lab)
+        samples.append(s)
+    return samples
+
+
+def test_state_dict_matches_upstream_manifest():
+    head = MODELS.build(copy.deepcopy(FULL_HEAD))
+    with open(MANIFEST) as f:
+        manifest = json.load(f)
+    ours = {k: list(v.shape) for k, v in head.state_dict().items()}
+    assert sorted(ours) == sorted(manifest)
+    mismatched = {k: (ours[k], manifest[k]) for k in manifest if ours[k] != manifest[k]}
+    assert not mismatched
+    assert len(manifest) > 50
+
+
+def test_forward_shapes():
+    torch.manual_seed(0)
+    head = MODELS.build(small_head_cfg())
+    feats = torch.randn(2, 16, 16, 16)
+    out = head([feats])[0]
+    p2 = 24 * 2  # two supervised decoder layers
+    assert out['center'].shape == (2, 2, p2)
+    assert out['height'].shape == (2, 1, p2)
+    assert out['dim'].shape == (2, 3, p2)
+    assert out['rot'].shape == (2, 2, p2)
+    assert out['vel'].shape == (2, 2, p2)
+    assert out['heatmap'].shape == (2, 10, p2)
+    assert out['dense_heatmap'].shape == (2, 10, 16, 16)
+    assert out['query_heatmap_score'].shape == (2, 10, 24)
+    assert out['query_labels'].shape == (2, 24)
+    # the proposals are heatmap local maxima: their query score equals the dense heatmap there
+    score = out['query_heatmap_score'].gather(1, out['query_labels'][:, None])[:, 0]
+    assert (score > 0).all()
+    assert (score[:, :-1] >= score[:, 1:]).all()  # best first
+
+
+@pytest.mark.parametrize('device', DEVICES)
+def test_loss_and_backward(device):
+    torch.manual_seed(0)
+    head = MODELS.build(small_head_cfg()).to(device)
+    head.init_weights()
+    feats = torch.randn(2, 16, 16, 16, device=device, requires_grad=True)
+    losses = head.loss([feats], [s.to(device) for s in _samples()])
+    expected = {'loss_heatmap', 'layer_0_loss_cls', 'layer_0_loss_bbox', 'layer_-1_loss_cls',
+                'layer_-1_loss_bbox', 'matched_ious'}
+    assert set(losses) == expected
+    for k, v in losses.items():
+        assert torch.isfinite(v).all(), k
+    assert 0 <= losses['matched_ious'].item() <= 1
+    total = sum(v for k, v in losses.items() if 'loss' in k)
+    total.backward()
+    assert feats.grad is not None and feats.grad.abs().sum() > 0
+    for name in ('shared_conv.weight', 'heatmap_head.1.weight', 'class_encoding.weight',
+                 'decoder.0.cross_attn.attn.in_proj_weight', 'decoder.1.ffn.layers.1.weight',
+                 'prediction_heads.0.center.1.weight', 'prediction_heads.1.heatmap.1.weight'):
+        grad = dict(head.named_parameters())[name].grad
+        assert grad is not None and grad.abs().sum() > 0, name
+
+
+def test_loss_rejects_mismatched_grid():
+    head = MODELS.build(small_head_cfg())
+    with pytest.raises(ValueError, match='grid_size'):
+        head.loss([torch.randn(2, 16, 20, 16)], _samples())
+
+
+def test_overfit_one_sample_recovers_boxes():
+    """A few dozen steps on one sample: the top predictions land on the gt boxes."""
+    torch.manual_seed(0)
+    head = MODELS.build(small_head_cfg(num_decoder_layers=1))
+    head.init_weights()
+    feats = torch.randn(1, 16, 16, 16)
+    sample = _samples()[:1]
+    gt = sample[0].gt_instances_3d
+    opt = torch.optim.AdamW(head.parameters(), lr=3e-3)
+    for _ in range(120):
+        losses = head.loss([feats], sample)
+        opt.zero_grad()
+        sum(v for k, v in losses.items() if 'loss' in k).backward()
+        opt.step()
+    head.eval()
+    with torch.no_grad():
+        res = head.predict([feats], sample)[0]
+    top = res.scores_3d.argsort(descending=True)[:10]
+    centers = res.bboxes_3d.gravity_center[top]
+    for g, label in zip(gt.bboxes_3d.gravity_center, gt.labels_3d):
+        dist = (centers[:, :2] - g[:2]).norm(dim=1)
+        hit = (dist < 1.0) & (res.labels_3d[top] == label)
+        assert hit.any(), (g, label, centers, res.labels_3d[top])
+
+
+@pytest.mark.parametrize('device', DEVICES)
+def test_predict_outputs_in_range(device):
+    torch.manual_seed(1)
+    head = MODELS.build(small_head_cfg(nms_type='circle')).to(device)
+    head.eval()
+    with torch.no_grad():
+        results = head.predict([torch.randn(2, 16, 16, 16, device=device)], _samples())
+    assert len(results) == 2
+    for res in results:
+        assert isinstance(res.bboxes_3d, LiDARInstance3DBoxes)
+        assert res.bboxes_3d.tensor.shape[1] == 9
+        n = len(res.scores_3d)
+        assert 0 < n <= 24 and res.labels_3d.shape == (n, )
+        assert ((res.scores_3d >= 0) & (res.scores_3d <= 1)).all()
+        assert ((res.labels_3d >= 0) & (res.labels_3d < 10)).all()
+        c = res.bboxes_3d.gravity_center
+        assert (c[:, :2].abs() <= 25.0).all() and (c[:, 2].abs() <= 10.0).all()
+        assert (res.bboxes_3d.dims > 0).all()
+
+
+def test_config_errors_name_the_key():
+    cfg = small_head_cfg()
+    cfg['loss_cls'] = dict(type='mmdet.FocalLoss', use_sigmoid=False)
+    with pytest.raises(ValueError, match='use_sigmoid'):
+        MODELS.build(cfg)
+    cfg = small_head_cfg()
+    del cfg['train_cfg']['grid_size']
+    with pytest.raises(KeyError, match='grid_size'):
+        MODELS.build(cfg)
+
+
+def test_matches_upstream_reference_outputs():
+    """Same weights and input as mmdet3d projects/BEVFusion's TransFusionHead (small config, one decoder
+    layer): predictions and losses equal the reference values recorded from the upstream head (in eval
+    mode, with this package's CPU IoU calculator in its assigner since upstream's is CUDA-only)."""
+    with open(UPSTREAM_REFERENCE) as f:
+        ref = json.load(f)
+    head = MODELS.build(small_head_cfg(num_decoder_layers=1))
+    closed_form_weights_(head)
+    head.eval()
+    x = closed_form_input()
+    with torch.no_grad():
+        out = head([x])[0]
+        losses = head.loss([x], _samples())
+    assert out['query_labels'].tolist() == ref['query_labels']
+    for k in ('center', 'height', 'dim', 'rot', 'vel', 'heatmap', 'query_heatmap_score'):
+        assert torch.allclose(out[k], torch.tensor(ref[k]), rtol=1e-4, atol=1e-5), k
+    assert abs(out['dense_heatmap'].double().sum().item() - ref['dense_heatmap_sum']) < 1e-2
+    assert set(losses) == set(ref['losses'])
+    for k, v in ref['losses'].items():
+        assert abs(losses[k].item() - v) <= 1e-4 * max(1.0, abs(v)), (k, losses[k].item(), v)
+
+
+def test_loss_with_a_sample_without_boxes():
+    torch.manual_seed(0)
+    head = MODELS.build(small_head_cfg())
+    samples = _samples()
+    empty = samples[1].gt_instances_3d
+    samples[1].gt_instances_3d = InstanceData(
+        bboxes_3d=LiDARInstance3DBoxes(empty.bboxes_3d.tensor[:0], box_dim=9),
+        labels_3d=empty.labels_3d[:0])
+    feats = torch.randn(2, 16, 16, 16, requires_grad=True)
+    losses = head.loss([feats], samples)
+    for k, v in losses.items():
+        assert torch.isfinite(v).all(), k
+    sum(v for k, v in losses.items() if 'loss' in k).backward()
+    assert feats.grad[1].abs().sum() > 0  # the empty sample still gets the background losses
