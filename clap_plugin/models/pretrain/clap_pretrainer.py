@@ -33,7 +33,10 @@ class CLAPPretrainer(CLAPBEVFusion):
         camera_mask_ratio: share of image patches zeroed.
         mask_block_size: (x, y) metres of a LiDAR mask block (one BEV cell: 8 x 8 voxels).
         image_patch_size: side of a camera mask patch in input pixels (32).
+        render_lidar: render LiDAR rays (range targets). False for camera-only pre-training.
         render_camera: also render camera rays (RGB, and range where LiDAR projects).
+        pixels_through_points: draw camera pixels uniformly among those where LiDAR points project
+            (UniPAD's camera rays) instead of from the sampler's maps (uniform in warm-up, curvature after).
         camera_range_targets: give camera rays range targets from projected LiDAR points.
         proto_max_cells: at most this many LiDAR-occupied BEV cells per sample enter the prototype losses.
         keyframe_dim: column of the points holding the sweep time lag (0 on the keyframe), or None when all
@@ -45,13 +48,14 @@ class CLAPPretrainer(CLAPBEVFusion):
                  prototype_loss: Optional[dict] = None, gram_regularizer: Optional[dict] = None,
                  lidar_mask_ratio: float = 0.9, camera_mask_ratio: float = 0.9,
                  mask_block_size: Sequence[float] = (0.6, 0.6), image_patch_size: int = 32,
-                 render_camera: bool = True, camera_range_targets: bool = True, proto_max_cells: int = 1024,
+                 render_lidar: bool = True, render_camera: bool = True, pixels_through_points: bool = False,
+                 camera_range_targets: bool = True, proto_max_cells: int = 1024,
                  keyframe_dim: Optional[int] = 4, **kwargs) -> None:
         if kwargs.get('bbox_head') is not None:
             raise ValueError('CLAPPretrainer is label-free: bbox_head must be None')
         super().__init__(**kwargs)
-        if not self.with_lidar:
-            raise ValueError('CLAPPretrainer needs the LiDAR branch (rays are cast through LiDAR points)')
+        if not (render_lidar or render_camera):
+            raise ValueError('CLAPPretrainer renders nothing: enable render_lidar and/or render_camera')
         if render_camera and not self.with_camera:
             raise ValueError('render_camera=True needs the camera branch')
         if gram_regularizer is not None and prototype_loss is None:
@@ -67,7 +71,9 @@ class CLAPPretrainer(CLAPBEVFusion):
         self.camera_mask_ratio = float(camera_mask_ratio)
         self.mask_block_size = tuple(float(v) for v in mask_block_size)
         self.image_patch_size = int(image_patch_size)
+        self.render_lidar = bool(render_lidar)
         self.render_camera = bool(render_camera)
+        self.pixels_through_points = bool(pixels_through_points)
         self.camera_range_targets = bool(camera_range_targets)
         self.proto_max_cells = int(proto_max_cells)
         self.keyframe_dim = keyframe_dim
@@ -125,7 +131,17 @@ class CLAPPretrainer(CLAPBEVFusion):
         img_shape = imgs_raw.shape[-2:] if imgs_raw is not None else None
         draw = self.ray_sampler.sample(kf, lidar2img=proj, img_shape=img_shape,
                                        sdf_fn=self.rendering_head.sdf_function(volume[b]))
+        if self.render_camera and self.pixels_through_points:
+            # uniform over the pixels that LiDAR points project into (no floor): UniPAD's camera rays
+            hit = torch.isfinite(sparse_depth(kf, proj, img_shape)).to(kf.dtype)
+            maps = hit / hit.flatten(1).sum(-1).clamp(min=1.0)[:, None, None]
+            empty = hit.flatten(1).sum(-1) == 0
+            maps[empty] = 1.0 / (img_shape[0] * img_shape[1])
+            draw['pixel_maps'] = maps
+            draw['pixels'] = self.ray_sampler.draw_pixels(maps, self.ray_sampler.num_pixels_per_camera)
         rays = lidar_rays(kf[draw['point_inds']], lidar_aug[:3, 3])
+        if not self.render_lidar:
+            rays = {k: v[:0] for k, v in rays.items()}
         if self.render_camera:
             pixels = draw['pixels']  # (N_cam, R, 2)
             cr = camera_rays(proj, pixels)
@@ -151,7 +167,7 @@ class CLAPPretrainer(CLAPBEVFusion):
         points: List[Tensor] = list(batch_inputs_dict['points'])
         imgs: Optional[Tensor] = batch_inputs_dict.get('imgs') if self.with_camera else None
         masked_points = [mask_lidar_blocks(p, self.point_cloud_range, self.mask_block_size,
-                                           self.lidar_mask_ratio)[0] for p in points]
+                                           self.lidar_mask_ratio)[0] for p in points] if self.with_lidar else points
         inputs = dict(points=masked_points)
         cams, imgs_raw = None, None
         if self.with_camera:
