@@ -8,8 +8,12 @@ DEMO_DIR ?= work_dirs/demo
 install:
 	bash tools/install.sh
 
+# one intra-op thread per process: the suite starts several processes (gloo ranks) on 2 cores, and
+# oversubscribed OpenMP threads slow torch down by an order of magnitude
+TEST_THREADS ?= 1
+
 test: install
-	$(PY) -m pytest tests $(PYTEST_ARGS)
+	OMP_NUM_THREADS=$(TEST_THREADS) $(PY) -m pytest tests $(PYTEST_ARGS)
 
 demo: install
 	bash tools/demo.sh $(DEMO_DIR)

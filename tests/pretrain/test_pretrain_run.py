@@ -51,7 +51,9 @@ def _cfg(root, work_dir, max_epochs):
     cfg.train_cfg.max_epochs = max_epochs
     cfg.param_scheduler[0].T_max = 2
     cfg.param_scheduler[0].end = 2
-    cfg.custom_hooks = list(cfg.custom_hooks) + [dict(type='_CaptureTrainingState')]
+    hooks = [h for h in cfg.custom_hooks if h['type'] != 'CLAPVisualizationHook']
+    cfg.custom_hooks = hooks + [dict(type='CLAPVisualizationHook', interval=3, camera=0, stride=8),
+                                dict(type='_CaptureTrainingState')]
     cfg.default_hooks.logger.interval = 1
     cfg.launcher = 'none'
     return cfg
@@ -86,6 +88,14 @@ def test_pretrain_is_label_free_logs_losses_and_resumes(synthetic_nus, tmp_path,
     end = _CaptureTrainingState.store['end']
     assert end['warmup'] is True or end['epoch'] == 0  # the first epoch is the uniform warm-up
     assert osp.isfile(tmp_path / 'epoch_1.pth')
+    pictures = sorted(os.listdir(tmp_path / 'vis'))
+    assert pictures == [f'iter_000003_{n}.png' for n in sorted(
+        ['rgb_real_vs_rendered', 'range_real_vs_rendered', 'curvature_weights_and_rays', 'bev_sampled_rays',
+         'bev_prototypes'])]
+    import cv2
+    rgb = cv2.imread(str(tmp_path / 'vis' / 'iter_000003_rgb_real_vs_rendered.png'))
+    assert rgb.shape == (128 // 8, 2 * 352 // 8, 3)  # real | rendered, on a stride-8 grid of 128 x 352
+    assert rgb[:, :rgb.shape[1] // 2].std() > 5  # the real half shows the scene
 
     cfg = _cfg(synthetic_nus, tmp_path, 2)
     cfg.resume = True
