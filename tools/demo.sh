@@ -38,13 +38,16 @@ step "fine-tuning the CPU-tiny BEVFusion detector from the export ($FINETUNE_ITE
   --cfg-options data_root="$DATA/" load_from="$OUT/clap_encoders.pth" train_cfg.max_iters="$FINETUNE_ITERS" \
   train_cfg.val_interval="$FINETUNE_ITERS" param_scheduler.1.end="$FINETUNE_ITERS" \
   > "$OUT/finetune.log" 2>&1 || { tail -n 40 "$OUT/finetune.log"; exit 1; }
-grep -E "missing keys|unexpected key" "$OUT/finetune.log" | head -5 || true
+missing=$(grep -h "missing keys in source state_dict" "$OUT/finetune.log" | sed 's/^.*state_dict: //' | tr ',' '\n' \
+  | sed 's/^ *//' | grep -v '^$' || true)
+echo "   load_from: $(echo "$missing" | grep -c . || true) keys missing from the export, of which" \
+  "$(echo "$missing" | grep -v '^bbox_head\.' | grep -c . || true) outside bbox_head (the encoders must have none)"
 
 step "evaluating on the val split (NuScenesMetric)"
 "$PY" tools/test.py configs/bevfusion_lidar-cam_finetune_nus_cpu-tiny.py "$OUT/finetune/iter_${FINETUNE_ITERS}.pth" \
   --work-dir "$OUT/test" --cfg-options data_root="$DATA/" > "$OUT/test.log" 2>&1 \
   || { tail -n 40 "$OUT/test.log"; exit 1; }
-grep -E "^(mAP|NDS):" "$OUT/test.log" || true
+grep -oE "^.*(mAP|NDS): [0-9.]+$" "$OUT/test.log" | grep -oE "(mAP|NDS): [0-9.]+" | sed "s/^/   /" || true
 
 step "demo done"
 echo "   data:         $DATA (nuScenes tree + nuscenes_infos_{train,val}.pkl)"
