@@ -1,0 +1,1 @@
+"""CMCR: cross-modal comprehensive representation learning (see README.md)."""

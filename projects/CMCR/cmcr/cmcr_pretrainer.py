@@ -1,0 +1,161 @@
+"""CMCR pre-training of the BEVFusion encoders (Zhang and Hou, 2024, "Is contrastive distillation enough for
+learning comprehensive 3D representations?", CMCR): point-to-pixel contrastive distillation on
+modality-shared features, masked image modelling and occupancy estimation on modality-specific features, a
+multi-modal unified codebook shared by both modalities, and a decorrelation between shared and specific
+features.
+
+Per iteration:
+* image patches are masked; the image backbone + neck encode the masked images;
+* masked image modelling: ``pixel_specific`` (1x1 conv to D) + a 1x1 conv decoder with pixel shuffle back to
+  the input resolution reconstruct the (normalised) pixels; MSE on the masked patches only;
+* the LiDAR branch encodes the point cloud into the LiDAR BEV; occupancy estimation: queries near each
+  surface along the LiDAR rays (:func:`occupancy_queries`), their BEV feature through ``point_specific`` plus
+  their height (in units of ``occ_max_offset``, so the band is resolved) into an MLP, binary cross-entropy;
+* point-pixel pairs by projection; ``point_shared`` / ``pixel_shared`` embed both sides (L2-normalised) for
+  InfoNCE (tau 0.07); both are quantised by the one :class:`UnifiedCodebook` (commitment loss), and each
+  side predicts the code of its partner from the other modality (cross-entropy over the code distances),
+  which makes the codebook a common vocabulary;
+* decorrelation of shared and specific features of the paired points and pixels.
+"""
+from typing import List, Optional
+
+import torch
+import torch.nn.functional as F
+from mmdet3d.registry import MODELS
+from mmdet3d.structures import Det3DDataSample
+from torch import Tensor, nn
+
+from clap_plugin.models.bevfusion.detector import CLAPBEVFusion
+from clap_plugin.models.pretrain.masking import mask_image_patches
+from projects.PPKT.ppkt.contrastive import (contrastive_accuracy, info_nce, keyframe_points,
+                                            sample_pixel_features, subsample)
+from projects.PPKT.ppkt.ppkt_pretrainer import PairwisePretrainerMixin
+
+from .losses import decorrelation_loss, masked_patch_loss, occupancy_queries
+
+
+@MODELS.register_module()
+class CMCRPretrainer(PairwisePretrainerMixin, CLAPBEVFusion):
+    """CMCR on the BEVFusion encoders (submodule names of :class:`CLAPBEVFusion`). Trains the LiDAR encoder and
+    the image backbone + neck; the view transform, fuser and BEV backbone are exported as initialised.
+
+    Args:
+        lidar_channels, image_channels: widths of the LiDAR BEV and of the image neck output.
+        codebook: config of :class:`UnifiedCodebook` (400 x 64 by default); its ``dim`` is the embedding width.
+        num_pairs: point-pixel pairs per iteration; temperature: InfoNCE tau.
+        code_temperature: temperature of the cross-modal code prediction (over negative squared distances).
+        mim_mask_ratio, mim_patch_size: masked image modelling (share of patches zeroed, patch side).
+        num_occ_queries: occupancy queries per sample; occ_max_offset: half-width (m) of the band around the
+            surface they are drawn from; occ_hidden: width of the occupancy MLP.
+        loss weights: ``loss_contrast_weight``, ``loss_mim_weight``, ``loss_occ_weight``, ``loss_code_weight``,
+            ``loss_commit_weight``, ``loss_decorr_weight``.
+        keyframe_dim: column of the sweep time lag, or None.
+        **kwargs: encoder arguments of :class:`CLAPBEVFusion` (no ``bbox_head``).
+    """
+
+    def __init__(self, lidar_channels: int, image_channels: int,
+                 codebook: dict = dict(type='UnifiedCodebook', num_codes=400, dim=64), num_pairs: int = 4096,
+                 temperature: float = 0.07, code_temperature: float = 0.1, mim_mask_ratio: float = 0.5,
+                 mim_patch_size: int = 32, num_occ_queries: int = 4096, occ_max_offset: float = 0.5,
+                 occ_hidden: int = 64, loss_contrast_weight: float = 1.0, loss_mim_weight: float = 1.0,
+                 loss_occ_weight: float = 1.0, loss_code_weight: float = 0.1, loss_commit_weight: float = 0.25,
+                 loss_decorr_weight: float = 0.1, keyframe_dim: Optional[int] = 4, **kwargs) -> None:
+        if kwargs.get('bbox_head') is not None:
+            raise ValueError('CMCRPretrainer is label-free: bbox_head must be None')
+        super().__init__(**kwargs)
+        if not (self.with_lidar and self.with_camera):
+            raise ValueError('CMCR needs both the LiDAR and the camera branch')
+        if num_pairs < 2:
+            raise ValueError(f'num_pairs must be >= 2, got {num_pairs}')
+        self.codebook = MODELS.build(codebook)
+        dim = self.codebook.dim
+        self.point_shared = nn.Linear(int(lidar_channels), dim)
+        self.point_specific = nn.Linear(int(lidar_channels), dim)
+        self.pixel_shared = nn.Conv2d(int(image_channels), dim, 1)
+        self.pixel_specific = nn.Conv2d(int(image_channels), dim, 1)
+        self.mim_decoder = nn.Conv2d(dim, 3 * 64, 1)  # up to stride 8 by pixel shuffle (checked in loss)
+        self.occ_head = nn.Sequential(nn.Linear(dim + 1, int(occ_hidden)), nn.ReLU(inplace=True),
+                                      nn.Linear(int(occ_hidden), 1))
+        self.num_pairs = int(num_pairs)
+        self.temperature = float(temperature)
+        self.code_temperature = float(code_temperature)
+        self.mim_mask_ratio = float(mim_mask_ratio)
+        self.mim_patch_size = int(mim_patch_size)
+        self.num_occ_queries = int(num_occ_queries)
+        self.occ_max_offset = float(occ_max_offset)
+        self.weights = dict(contrast=float(loss_contrast_weight), mim=float(loss_mim_weight),
+                            occ=float(loss_occ_weight), code=float(loss_code_weight),
+                            commit=float(loss_commit_weight), decorr=float(loss_decorr_weight))
+        self.keyframe_dim = keyframe_dim
+
+    @staticmethod
+    def _linear(conv: nn.Conv2d, x: Tensor) -> Tensor:
+        return F.linear(x, conv.weight.flatten(1), conv.bias)
+
+    def loss(self, batch_inputs_dict: dict, batch_data_samples: List[Det3DDataSample], **kwargs) -> dict:
+        metas = [s.metainfo for s in batch_data_samples]
+        points: List[Tensor] = list(batch_inputs_dict['points'])
+        imgs: Optional[Tensor] = batch_inputs_dict.get('imgs')
+        if imgs is None:
+            raise KeyError("CMCR: batch inputs lack 'imgs'")
+        n_cam, img_shape = imgs.shape[1], imgs.shape[-2:]
+        losses = {}
+
+        # masked image modelling on the modality-specific image features
+        masked, patch_mask = mask_image_patches(imgs, self.mim_patch_size, self.mim_mask_ratio)
+        feats = self.img_neck(self.img_backbone(masked.flatten(0, 1)))
+        feats = feats if isinstance(feats, Tensor) else feats[0]
+        h, w = feats.shape[-2:]
+        if (h * 8, w * 8) != tuple(img_shape):
+            raise ValueError(f'CMCR masked image modelling expects image features at stride 8, got {h}x{w} for '
+                             f'{tuple(img_shape)} images')
+        recon = F.pixel_shuffle(self.mim_decoder(self.pixel_specific(feats)), 8)
+        losses['loss_mim'] = self.weights['mim'] * masked_patch_loss(recon, imgs.flatten(0, 1),
+                                                                     patch_mask.flatten(0, 1), self.mim_patch_size)
+
+        # occupancy estimation on the modality-specific point features
+        bev = self.extract_pts_feat(points)
+        cams = self.camera_matrices(metas, n_cam, imgs)
+        occ_logits, occ_targets = [], []
+        for i, pts in enumerate(points):
+            kf, _ = keyframe_points(pts, self.point_cloud_range, self.keyframe_dim)
+            q = occupancy_queries(kf[:, :3], cams['lidar_aug_matrix'][i, :3, 3], self.num_occ_queries,
+                                  self.occ_max_offset)
+            f = self.point_specific(self.bev_point_features(
+                bev, torch.full((q['queries'].shape[0], ), i, dtype=torch.long, device=bev.device), q['queries']))
+            height = (q['queries'][:, 2:3] / self.occ_max_offset).to(f.dtype)
+            occ_logits.append(self.occ_head(torch.cat([f, height], 1))[:, 0])
+            occ_targets.append(q['targets'].to(f.dtype))
+        occ_logits, occ_targets = torch.cat(occ_logits), torch.cat(occ_targets)
+        losses['loss_occ'] = self.weights['occ'] * F.binary_cross_entropy_with_logits(occ_logits, occ_targets)
+
+        # point-pixel pairs: contrastive distillation on shared features, unified codebook, decorrelation
+        pairs = self.gather_pairs(points, cams, n_cam, img_shape, self.keyframe_dim)
+        sel = subsample(pairs['xyz'].shape[0], self.num_pairs, imgs.device)
+        if sel.numel() < 2:
+            raise RuntimeError(f'CMCR: only {sel.numel()} LiDAR points project into the images of this batch')
+        pairs = {k: v[sel] for k, v in pairs.items()}
+        pf = self.bev_point_features(bev, pairs['batch_idx'], pairs['xyz'])
+        xf = sample_pixel_features(feats, pairs['img_idx'], pairs['uv'], img_shape)
+        shared_p = F.normalize(self.point_shared(pf), dim=1)
+        shared_x = F.normalize(self._linear(self.pixel_shared, xf), dim=1)
+        spec_p = self.point_specific(pf)
+        spec_x = self._linear(self.pixel_specific, xf)
+        losses['loss_contrast'] = self.weights['contrast'] * info_nce(shared_p, shared_x, self.temperature,
+                                                                       normalize=False)
+        qp, qx = self.codebook(shared_p), self.codebook(shared_x)
+        losses['loss_commit'] = self.weights['commit'] * 0.5 * (qp['loss_commit'] + qx['loss_commit'])
+        logit_p = -self.codebook.distances(shared_p) / self.code_temperature
+        logit_x = -self.codebook.distances(shared_x) / self.code_temperature
+        losses['loss_code'] = self.weights['code'] * 0.5 * (F.cross_entropy(logit_p, qx['indices'])
+                                                             + F.cross_entropy(logit_x, qp['indices']))
+        losses['loss_decorr'] = self.weights['decorr'] * (decorrelation_loss(shared_p, spec_p)
+                                                          + decorrelation_loss(shared_x, spec_x))
+        losses['contrast_acc'] = contrastive_accuracy(shared_p, shared_x)
+        losses['occ_acc'] = ((occ_logits.detach() > 0).to(occ_targets.dtype) == occ_targets).float().mean()
+        losses['code_perplexity'] = 0.5 * (qp['perplexity'] + qx['perplexity'])
+        return losses
+
+    def predict(self, batch_inputs_dict: dict, batch_data_samples: List[Det3DDataSample], **kwargs):
+        raise NotImplementedError('CMCRPretrainer has no detection output; export its encoders with '
+                                  'tools/export_pretrained.py and fine-tune a CLAPBEVFusion detector')

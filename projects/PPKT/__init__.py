@@ -1,0 +1,1 @@
+"""PPKT: contrastive pixel-to-point knowledge transfer (see README.md)."""

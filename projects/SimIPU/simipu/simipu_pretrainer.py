@@ -1,0 +1,173 @@
+"""SimIPU pre-training of the BEVFusion encoders (Li et al., AAAI 2022, "SimIPU: simple 2D image and 3D point
+cloud unsupervised pre-training for spatial-aware visual representations").
+
+* Intra-modal spatial perception: a second LiDAR view is made in the model by a random similarity transform
+  (rotation, scale, translation, flip), point dropout and jitter of the pipeline's (already augmented) view.
+  Keypoints are drawn in both views, the second view's are brought back by the inverse transform and matched
+  one-to-one to the first view's by the Hungarian algorithm on their distances (scipy); matches farther than
+  ``match_threshold`` are dropped. InfoNCE between the point features of the matched keypoints.
+* Inter-modal feature interaction: keyframe points are projected into the six images; InfoNCE from the image
+  features (image backbone + neck, the branch SimIPU is about) at the projected pixels to the point features.
+Point features are read from the LiDAR BEV at each point's cell; projection MLPs to 128; tau 0.07.
+"""
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import torch
+from mmdet3d.registry import MODELS
+from mmdet3d.structures import Det3DDataSample
+from torch import Tensor, nn
+
+from clap_plugin.models.bevfusion.detector import CLAPBEVFusion
+from projects.PPKT.ppkt.contrastive import (contrastive_accuracy, info_nce, keyframe_points,
+                                            sample_pixel_features, subsample)
+from projects.PPKT.ppkt.ppkt_pretrainer import PairwisePretrainerMixin
+
+from .matching import match_keypoints, random_view_transform, transform_points
+
+
+class ProjectionMLP(nn.Sequential):
+    """Linear -> ReLU -> Linear projection head."""
+
+    def __init__(self, in_channels: int, hidden_channels: int, out_channels: int) -> None:
+        super().__init__(nn.Linear(in_channels, hidden_channels), nn.ReLU(inplace=True),
+                         nn.Linear(hidden_channels, out_channels))
+
+
+@MODELS.register_module()
+class SimIPUPretrainer(PairwisePretrainerMixin, CLAPBEVFusion):
+    """SimIPU on the BEVFusion encoders (submodule names of :class:`CLAPBEVFusion`). Trains the LiDAR encoder
+    and the image backbone + neck; the view transform, fuser and BEV backbone are exported as initialised.
+
+    Args:
+        lidar_channels: channels of the LiDAR BEV; image_channels: channels of the image neck output.
+        embed_dim: output width of the projection MLPs (128); hidden_channels: their hidden width.
+        num_keypoints: keypoints drawn per sample for the intra-modal loss.
+        num_pairs: point-pixel pairs per iteration (over the batch) for the inter-modal loss.
+        temperature: InfoNCE tau.
+        match_threshold: matched keypoints farther apart than this (metres, after undoing the transform) are
+            not used.
+        rot_range, scale_range, translation_std, flip_prob: the second view's random similarity transform.
+        point_drop_ratio: share of points dropped from the second view; jitter_std: its xyz noise (metres).
+        loss_intra_weight, loss_inter_weight: loss weights.
+        keyframe_dim: column of the sweep time lag (keypoints and pairs use keyframe points), or None.
+        **kwargs: encoder arguments of :class:`CLAPBEVFusion` (no ``bbox_head``).
+    """
+
+    def __init__(self, lidar_channels: int, image_channels: int, embed_dim: int = 128, hidden_channels: int = 256,
+                 num_keypoints: int = 1024, num_pairs: int = 4096, temperature: float = 0.07,
+                 match_threshold: float = 0.1, rot_range: Sequence[float] = (-0.78539816, 0.78539816),
+                 scale_range: Sequence[float] = (0.9, 1.1), translation_std: float = 0.5, flip_prob: float = 0.5,
+                 point_drop_ratio: float = 0.1, jitter_std: float = 0.01, loss_intra_weight: float = 1.0,
+                 loss_inter_weight: float = 1.0, keyframe_dim: Optional[int] = 4, **kwargs) -> None:
+        if kwargs.get('bbox_head') is not None:
+            raise ValueError('SimIPUPretrainer is label-free: bbox_head must be None')
+        super().__init__(**kwargs)
+        if not (self.with_lidar and self.with_camera):
+            raise ValueError('SimIPU needs both the LiDAR and the camera branch')
+        if not 0.0 <= point_drop_ratio < 1.0:
+            raise ValueError(f'point_drop_ratio must be in [0, 1), got {point_drop_ratio}')
+        if num_keypoints < 2 or num_pairs < 2:
+            raise ValueError('num_keypoints and num_pairs must be >= 2')
+        self.point_head = ProjectionMLP(int(lidar_channels), int(hidden_channels), int(embed_dim))
+        self.intra_head = ProjectionMLP(int(lidar_channels), int(hidden_channels), int(embed_dim))
+        self.image_head = ProjectionMLP(int(image_channels), int(hidden_channels), int(embed_dim))
+        self.num_keypoints = int(num_keypoints)
+        self.num_pairs = int(num_pairs)
+        self.temperature = float(temperature)
+        self.match_threshold = float(match_threshold)
+        self.view_aug = dict(rot_range=tuple(rot_range), scale_range=tuple(scale_range),
+                             translation_std=float(translation_std), flip_prob=float(flip_prob))
+        self.point_drop_ratio = float(point_drop_ratio)
+        self.jitter_std = float(jitter_std)
+        self.loss_intra_weight = float(loss_intra_weight)
+        self.loss_inter_weight = float(loss_inter_weight)
+        self.keyframe_dim = keyframe_dim
+
+    # ------------------------------------------------------------------ second view and keypoints
+    def second_view(self, points: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+        """(P, C) -> (second view (P2, C), its transform (4, 4) from the first view, kept indices (P2,))."""
+        keep = (torch.rand(points.shape[0], device=points.device) >= self.point_drop_ratio).nonzero(
+            as_tuple=True)[0]
+        pts = points[keep].clone()
+        if self.jitter_std > 0:
+            pts[:, :3] = pts[:, :3] + torch.randn_like(pts[:, :3]) * self.jitter_std
+        mat = random_view_transform(**self.view_aug, dtype=points.dtype).to(points.device)
+        return transform_points(pts, mat), mat, keep
+
+    def _inside(self, xyz: Tensor) -> Tensor:
+        x0, y0, z0, x1, y1, z1 = self.point_cloud_range
+        return (xyz[:, 0] >= x0) & (xyz[:, 0] < x1) & (xyz[:, 1] >= y0) & (xyz[:, 1] < y1) & (xyz[:, 2] >= z0) & \
+            (xyz[:, 2] < z1)
+
+    def keypoint_matches(self, points: Tensor, view2: Tensor, mat: Tensor, keep: Tensor) -> Dict[str, Tensor]:
+        """Keypoints of one sample in both views, matched by Hungarian on distances after undoing ``mat``.
+
+        View-1 keypoints are ``num_keypoints`` random keyframe points; view-2 keypoints are the view-2 points
+        coming from them (those not dropped and inside the range after the transform), in random order.
+        Returns ``xyz1`` and ``xyz2`` (M, 3), each in its own view's frame.
+        """
+        _, kf_idx = keyframe_points(points, self.point_cloud_range, self.keyframe_dim)
+        sel1 = kf_idx[subsample(kf_idx.numel(), self.num_keypoints, points.device)]
+        xyz1 = points[sel1, :3]
+        pos2 = torch.full((points.shape[0], ), -1, dtype=torch.long, device=points.device)
+        pos2[keep] = torch.arange(keep.numel(), device=points.device)
+        cand = pos2[sel1]
+        cand = cand[cand >= 0]
+        xyz2 = view2[cand, :3]
+        xyz2 = xyz2[self._inside(xyz2)]
+        xyz2 = xyz2[torch.randperm(xyz2.shape[0], device='cpu').to(points.device)]
+        back = transform_points(xyz2, torch.inverse(mat.double()).to(xyz2.dtype))
+        ia, ib = match_keypoints(xyz1, back, self.match_threshold)
+        return dict(xyz1=xyz1[ia], xyz2=xyz2[ib])
+
+    # ------------------------------------------------------------------ losses
+    def image_features(self, imgs: Tensor) -> Tensor:
+        """(B, N, 3, H, W) -> (B * N, C, h, w) image backbone + neck features."""
+        x = self.img_neck(self.img_backbone(imgs.flatten(0, 1)))
+        if not isinstance(x, Tensor):
+            x = x[0]
+        return x
+
+    def loss(self, batch_inputs_dict: dict, batch_data_samples: List[Det3DDataSample], **kwargs) -> dict:
+        metas = [s.metainfo for s in batch_data_samples]
+        points: List[Tensor] = list(batch_inputs_dict['points'])
+        imgs: Optional[Tensor] = batch_inputs_dict.get('imgs')
+        if imgs is None:
+            raise KeyError("SimIPU: batch inputs lack 'imgs'")
+        n_cam, img_shape = imgs.shape[1], imgs.shape[-2:]
+
+        views2, matches = [], []
+        for b, pts in enumerate(points):
+            v2, mat, keep = self.second_view(pts)
+            views2.append(v2)
+            m = self.keypoint_matches(pts, v2, mat, keep)
+            m['batch_idx'] = torch.full((m['xyz1'].shape[0], ), b, dtype=torch.long, device=pts.device)
+            matches.append(m)
+        matches = {k: torch.cat([m[k] for m in matches]) for k in matches[0]}
+        if matches['xyz1'].shape[0] < 2:
+            raise RuntimeError(f'SimIPU: only {matches["xyz1"].shape[0]} keypoints matched between the views '
+                               f'(match_threshold={self.match_threshold} m); raise it or num_keypoints')
+        bev1 = self.extract_pts_feat(points)
+        bev2 = self.extract_pts_feat(views2)
+        f1 = self.intra_head(self.bev_point_features(bev1, matches['batch_idx'], matches['xyz1']))
+        f2 = self.intra_head(self.bev_point_features(bev2, matches['batch_idx'], matches['xyz2']))
+        loss_intra = 0.5 * (info_nce(f1, f2, self.temperature) + info_nce(f2, f1, self.temperature))
+
+        cams = self.camera_matrices(metas, n_cam, imgs)
+        pairs = self.gather_pairs(points, cams, n_cam, img_shape, self.keyframe_dim)
+        sel = subsample(pairs['xyz'].shape[0], self.num_pairs, imgs.device)
+        if sel.numel() < 2:
+            raise RuntimeError(f'SimIPU: only {sel.numel()} LiDAR points project into the images of this batch')
+        pairs = {k: v[sel] for k, v in pairs.items()}
+        img_feats = self.image_head(sample_pixel_features(self.image_features(imgs), pairs['img_idx'],
+                                                          pairs['uv'], img_shape))
+        pt_feats = self.point_head(self.bev_point_features(bev1, pairs['batch_idx'], pairs['xyz']))
+        loss_inter = info_nce(img_feats, pt_feats, self.temperature)
+        return dict(loss_intra=self.loss_intra_weight * loss_intra,
+                    loss_inter=self.loss_inter_weight * loss_inter,
+                    intra_acc=contrastive_accuracy(f1, f2), inter_acc=contrastive_accuracy(img_feats, pt_feats),
+                    intra_matches=bev1.new_tensor(float(f1.shape[0])))
+
+    def predict(self, batch_inputs_dict: dict, batch_data_samples: List[Det3DDataSample], **kwargs):
+        raise NotImplementedError('SimIPUPretrainer has no detection output; export its encoders with '
+                                  'tools/export_pretrained.py and fine-tune a CLAPBEVFusion detector')

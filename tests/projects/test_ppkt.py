@@ -1,0 +1,140 @@
+"""PPKT: InfoNCE against its definition, point-pixel pairs against the calibration, the upsampling
+projection against full upsampling, the frozen teacher, and a short training run of the tiny config."""
+import math
+import os.path as osp
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from clap_plugin.models.pretrain.ray_builder import pixel_projection
+from projects.PPKT.ppkt import (UpsamplingProjection, info_nce, point_pixel_pairs, sample_bev_at_points,
+                                sample_pixel_features)
+
+from _baseline_helpers import export_and_check_finetune_keys, run_tiny
+
+
+def _naive_info_nce(q, k, tau):
+    q = [[v / math.sqrt(sum(u * u for u in x)) for v in x] for x in q.tolist()]
+    k = [[v / math.sqrt(sum(u * u for u in x)) for v in x] for x in k.tolist()]
+    total = 0.0
+    for i in range(len(q)):
+        logits = [sum(a * b for a, b in zip(q[i], k[j])) / tau for j in range(len(k))]
+        total += -(logits[i] - math.log(sum(math.exp(s) for s in logits)))
+    return total / len(q)
+
+
+@pytest.mark.parametrize('tau', [0.07, 0.5])
+def test_info_nce_equals_naive_loop(tau):
+    g = torch.Generator().manual_seed(0)
+    q, k = torch.randn(9, 5, generator=g, dtype=torch.float64), torch.randn(9, 5, generator=g, dtype=torch.float64)
+    assert info_nce(q, k, tau).item() == pytest.approx(_naive_info_nce(q, k, tau), rel=1e-9)
+    # aligned pairs score lower than shuffled ones
+    assert info_nce(q, q + 0.01 * k, tau) < info_nce(q, k, tau)
+    with pytest.raises(ValueError):
+        info_nce(q[:1], k[:1], tau)
+
+
+def _rot_z(a):
+    c, s = math.cos(a), math.sin(a)
+    return np.array([[c, -s, 0], [s, c, 0], [0, 0, 1.0]])
+
+
+def _camera(yaw):
+    """A camera looking along LiDAR direction ``yaw`` (camera z forward, x right, y down)."""
+    cam2lidar = np.eye(4)
+    forward = _rot_z(yaw) @ np.array([1.0, 0, 0])
+    right = _rot_z(yaw) @ np.array([0, -1.0, 0])
+    down = np.array([0, 0, -1.0])
+    cam2lidar[:3, :3] = np.stack([right, down, forward], 1)
+    cam2lidar[:3, 3] = [0.5, 0.1, 1.6]
+    lidar2cam = np.linalg.inv(cam2lidar)
+    k = np.eye(4)
+    k[:3, :3] = [[300.0, 0, 176], [0, 300.0, 64], [0, 0, 1]]
+    return k, lidar2cam
+
+
+def test_point_pixel_pairs_are_the_projections_of_their_points():
+    rng = np.random.default_rng(0)
+    h, w = 128, 352
+    cams = [_camera(0.0), _camera(math.pi / 2), _camera(math.pi)]
+    lidar2img = np.stack([k @ l2c for k, l2c in cams])
+    # image augmentation: scale 0.9, rotation 3 deg about the origin, shift; BEVFusion's p' = R p + t
+    img_aug = np.tile(np.eye(4), (3, 1, 1))
+    a = math.radians(3)
+    img_aug[:, :2, :2] = 0.9 * np.array([[math.cos(a), -math.sin(a)], [math.sin(a), math.cos(a)]])
+    img_aug[:, :2, 3] = [-12.0, 7.0]
+    # LiDAR augmentation: rotation, scale, translation of the points
+    lidar_aug = np.eye(4)
+    lidar_aug[:3, :3] = 1.05 * _rot_z(0.3)
+    lidar_aug[:3, 3] = [0.4, -0.2, 0.1]
+    raw = rng.uniform([-30, -30, -2], [30, 30, 3], size=(3000, 3))
+    aug_pts = raw @ lidar_aug[:3, :3].T + lidar_aug[:3, 3]
+
+    proj = pixel_projection(torch.tensor(lidar2img), torch.tensor(img_aug), torch.tensor(lidar_aug))
+    pairs = point_pixel_pairs(torch.tensor(aug_pts), proj, (h, w))
+    assert pairs['point_idx'].numel() > 100
+
+    expected = set()
+    for c, (k, l2c) in enumerate(cams):
+        pc = (l2c @ np.c_[raw, np.ones(len(raw))].T).T[:, :3]  # original points in the camera
+        uvd = (k[:3, :3] @ pc.T).T
+        uv = uvd[:, :2] / uvd[:, 2:3]
+        uv_aug = uv @ img_aug[c, :2, :2].T + img_aug[c, :2, 3]
+        inside = (pc[:, 2] > 1e-3) & (uv_aug[:, 0] >= 0) & (uv_aug[:, 0] < w) & (uv_aug[:, 1] >= 0) & \
+            (uv_aug[:, 1] < h)
+        for p in np.nonzero(inside)[0]:
+            expected.add((c, int(p)))
+        sel = pairs['cam_idx'] == c
+        idx = pairs['point_idx'][sel].numpy()
+        np.testing.assert_allclose(pairs['uv'][sel].numpy(), uv_aug[idx], atol=1e-6)
+        np.testing.assert_allclose(pairs['depth'][sel].numpy(), pc[idx, 2], rtol=1e-9)
+    got = set(zip(pairs['cam_idx'].tolist(), pairs['point_idx'].tolist()))
+    assert got == expected
+
+
+def test_upsampling_projection_sample_equals_full_upsampling():
+    g = torch.Generator().manual_seed(1)
+    feats = torch.randn(4, 6, 8, 22, generator=g, dtype=torch.float64)
+    layer = UpsamplingProjection(6, 5).double()
+    full = layer(feats, (128, 352))
+    assert full.shape == (4, 5, 128, 352)
+    img_idx = torch.randint(0, 4, (300, ), generator=g)
+    uv = torch.rand(300, 2, generator=g, dtype=torch.float64) * torch.tensor([352.0, 128.0], dtype=torch.float64)
+    uv[:4] = torch.tensor([[0.0, 0.0], [351.9, 127.9], [0.2, 127.5], [351.0, 0.4]], dtype=torch.float64)
+    ref = full[img_idx, :, uv[:, 1].long(), uv[:, 0].long()]
+    torch.testing.assert_close(layer.sample(feats, img_idx, uv, (128, 352)), ref)
+    up = F.interpolate(feats, size=(128, 352), mode='bilinear', align_corners=False)
+    torch.testing.assert_close(sample_pixel_features(feats, img_idx, uv, (128, 352)),
+                               up[img_idx, :, uv[:, 1].long(), uv[:, 0].long()])
+
+
+def test_bev_features_read_the_point_cell():
+    pcr = [-54.0, -54.0, -5.0, 54.0, 54.0, 3.0]
+    bev = torch.randn(3, 90, 90, dtype=torch.float64)
+    ix, iy = torch.tensor([0, 10, 89, 45]), torch.tensor([5, 80, 0, 45])
+    cx, cy = ix.double(), iy.double()
+    xy = torch.stack([-54 + (cx + 0.5) * 1.2, -54 + (cy + 0.5) * 1.2], 1)
+    torch.testing.assert_close(sample_bev_at_points(bev, xy, pcr), bev[:, ix, iy].t())
+
+
+def test_ppkt_tiny_config_trains_lidar_branch_with_frozen_teacher(synthetic_nus, tmp_path):
+    records, start, end, runner = run_tiny('projects/PPKT/configs/ppkt_pretrain_nus_cpu-tiny.py', synthetic_nus,
+                                           tmp_path, iters=2)
+    model = runner.model
+    assert type(model).__name__ == 'PPKTPretrainer'
+    assert len(records) == 2 and all(np.isfinite(r['loss_ppkt']) for r in records)
+    assert records[0]['ppkt_pairs'] == 1024
+    # the teacher is the image backbone as initialised, and stays frozen
+    teacher = {k[len('teacher.'):]: v for k, v in start.items() if k.startswith('teacher.')}
+    backbone = {k[len('img_backbone.'):]: v for k, v in start.items() if k.startswith('img_backbone.')}
+    assert teacher.keys() == backbone.keys() and all(torch.equal(teacher[k], backbone[k]) for k in teacher)
+    assert all(torch.equal(start[k], end[k]) for k in start if k.startswith('teacher.'))
+    assert not model.teacher.training and all(not p.requires_grad for p in model.teacher.parameters())
+    # the LiDAR encoder and both projections learn
+    for prefix in ('pts_middle_encoder.', 'point_projection.', 'pixel_projection.'):
+        assert any(not torch.equal(start[k], end[k]) for k in start if k.startswith(prefix)), prefix
+    # the checkpoint exports to exactly the fine-tune detector's encoder weights
+    export_and_check_finetune_keys(osp.join(str(tmp_path), 'iter_2.pth'), str(tmp_path / 'enc.pth'),
+                                   ('teacher', 'pixel_projection', 'point_projection'))
