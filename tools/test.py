@@ -1,0 +1,88 @@
+"""Evaluate a checkpoint with a config's test dataloader and evaluator (mmdet3d's CLI).
+
+    python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--cfg-options k=v ...] [--show-dir DIR]
+                         [--score-thr T] [--launcher {none,pytorch,slurm,mpi}]
+
+Prints the evaluator's metrics (NuScenesMetric: mAP, NDS, per-class AP, ...). ``--cfg-options data_root=DIR``
+moves every path under the config's data root, as in tools/train.py.
+"""
+import argparse
+import os
+import os.path as osp
+import sys
+from typing import List, Optional, Sequence
+
+from mmengine.config import DictAction
+
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+from train import (default_work_dir, import_plugins, load_config, merge_cfg_options,  # noqa: E402
+                   setup_launcher)
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='Test (and evaluate) a checkpoint')
+    parser.add_argument('config', help='config file path')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('--work-dir', help='directory for the evaluation logs '
+                        '(default: ./work_dirs/<config name>)')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config keys, "key=value" (e.g. data_root=/data/nus/)')
+    parser.add_argument('--show-dir', help='write visualisations of the predictions into '
+                        'WORK_DIR/TIMESTAMP/SHOW_DIR')
+    parser.add_argument('--score-thr', type=float, default=0.1, help='score threshold of the visualisations')
+    parser.add_argument('--task', choices=['lidar_det', 'multi-view_det', 'multi-modality_det'],
+                        default='multi-view_det',
+                        help='what --show-dir draws: predicted boxes in the camera images '
+                        '(multi-view_det, the default) or with the point cloud (lidar_det / '
+                        'multi-modality_det); all need open3d')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
+                        help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
+
+
+def enable_visualization(cfg, show_dir: str, score_thr: float, task: str) -> None:
+    """Turn the Det3DVisualizationHook on to draw predictions into ``show_dir``."""
+    import importlib.util
+    if importlib.util.find_spec('open3d') is None:
+        # mmdet3d's Det3DLocalVisualizer opens an open3d scene for every 3D task (multi-view included)
+        raise SystemExit('error: --show-dir needs open3d (mmdet3d 1.4 draws 3D results with it); '
+                         'install it with "pip install open3d" or leave --show-dir out')
+    hooks = cfg.get('default_hooks', None)
+    if hooks is None or 'visualization' not in hooks:
+        raise SystemExit("error: --show-dir needs default_hooks.visualization (e.g. "
+                         "dict(type='Det3DVisualizationHook')) in the config")
+    vis = hooks['visualization']
+    vis['draw'] = True
+    vis['test_out_dir'] = show_dir
+    vis['score_thr'] = score_thr
+    vis['vis_task'] = task
+    vis['show'] = False
+
+
+def main(argv: Optional[List[str]] = None) -> dict:
+    """Evaluate; returns the metrics dict."""
+    args = parse_args(argv)
+    import_plugins()
+    if not osp.isfile(args.checkpoint):
+        raise SystemExit(f'error: checkpoint {args.checkpoint!r} does not exist')
+    cfg = load_config(args.config)
+    cfg = merge_cfg_options(cfg, args.cfg_options)
+    cfg.work_dir = default_work_dir(cfg, args.config, args.work_dir)
+    cfg.load_from = args.checkpoint
+    cfg.resume = False
+    if args.show_dir:
+        enable_visualization(cfg, args.show_dir, args.score_thr, args.task)
+    setup_launcher(cfg, args.launcher)
+
+    from mmengine.registry import RUNNERS
+    from mmengine.runner import Runner
+    runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
+    return runner.test()
+
+
+if __name__ == '__main__':
+    main(sys.argv[1:])
