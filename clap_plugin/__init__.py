@@ -6,6 +6,6 @@ from .utils.checkpoint import allow_mmengine_checkpoints
 
 allow_mmengine_checkpoints()
 
-from . import datasets, engine, models  # noqa: E402,F401  (registration side effects)
+from . import datasets, engine, evaluation, models  # noqa: E402,F401  (registration side effects)
 
 __version__ = '0.1.0'

@@ -191,10 +191,8 @@ def test_runner_save_and_resume_restore_the_hook_state(tmp_path):
     # a second runner resuming the checkpoint (same max_iters: nothing left to train) gets the same state
     second = _toy_runner(tmp_path, 'second', resume_from=str(tmp_path / 'iter_4.pth'))
     assert _em_hook(second).num_updates == 0
-    # mmengine's HistoryBuffer pickles its statistics methods through builtins.getattr, which torch's
-    # weights_only loader refuses unless allow-listed (package-wide handling: clap_plugin.utils.checkpoint)
-    with torch.serialization.safe_globals([getattr]):
-        second.train()
+    # loads through torch's weights_only loader: importing clap_plugin allow-lists what mmengine pickles
+    second.train()
     restored = _em_hook(second).state_dict()
     assert torch.equal(restored['buffer'], saved['buffer'])
     for key in ('buffer_pos', 'buffer_filled', 'num_updates', 'num_reseeded'):

@@ -101,3 +101,32 @@ def test_nuscenes_metric_on_ground_truth_predictions(synthetic_nus, nus_prefix, 
     nds = out['pred_instances_3d_NuScenes/NDS']
     assert m_ap >= 0.99, out
     assert nds >= 0.99, out
+
+
+def test_metric_scores_an_empty_prediction_set_as_zero(synthetic_nus, nus_prefix, tmp_path):
+    """The devkit raises when no predicted box is left in range; CLAPNuScenesMetric returns mAP = NDS = 0
+    with NuScenesMetric's keys."""
+    from mmdet3d.evaluation import NuScenesMetric
+    from mmdet3d.structures import LiDARInstance3DBoxes
+    from clap_plugin.evaluation import CLAPNuScenesMetric
+    ds = _dataset(synthetic_nus, nus_prefix, 'val', pipeline=[])
+    kwargs = dict(data_root=synthetic_nus, ann_file=osp.join(synthetic_nus, 'nuscenes_infos_val.pkl'),
+                  metric='bbox', modality=dict(use_lidar=True, use_camera=False))
+    results = []
+    for i in range(len(ds)):
+        far = torch.tensor([[500.0, 500.0, 0.0, 4.0, 2.0, 1.5, 0.0, 0.0, 0.0]])  # outside every class range
+        results.append(dict(sample_idx=ds.get_data_info(i)['sample_idx'],
+                            pred_instances_3d=dict(bboxes_3d=LiDARInstance3DBoxes(far, box_dim=9),
+                                                   scores_3d=torch.ones(1), labels_3d=torch.zeros(1).long()),
+                            pred_instances=dict()))
+    plain = NuScenesMetric(jsonfile_prefix=str(tmp_path / 'a'), **kwargs)
+    plain.dataset_meta = dict(classes=CLASSES, version='v1.0-mini')
+    plain.process({}, results)
+    with pytest.raises(Exception, match='Invalid box type'):
+        plain.compute_metrics(plain.results)
+    ours = CLAPNuScenesMetric(jsonfile_prefix=str(tmp_path / 'b'), **kwargs)
+    ours.dataset_meta = dict(classes=CLASSES, version='v1.0-mini')
+    ours.process({}, results)
+    out = ours.compute_metrics(ours.results)
+    assert out['pred_instances_3d_NuScenes/mAP'] == 0.0 and out['pred_instances_3d_NuScenes/NDS'] == 0.0
+    assert out['pred_instances_3d_NuScenes/car_AP_dist_1.0'] == 0.0 and out['pred_instances_3d_NuScenes/mATE'] == 1.0

@@ -111,7 +111,7 @@ val_dataloader = dict(
 test_dataloader = val_dataloader
 
 val_evaluator = dict(
-    type='NuScenesMetric',
+    type='CLAPNuScenesMetric',  # NuScenesMetric that scores 'no box in range' as 0 instead of failing
     data_root=data_root,
     ann_file=data_root + 'nuscenes_infos_val.pkl',
     metric='bbox',

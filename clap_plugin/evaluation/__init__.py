@@ -1,0 +1,4 @@
+"""Evaluation metrics."""
+from .nuscenes_metric import CLAPNuScenesMetric
+
+__all__ = ['CLAPNuScenesMetric']
