@@ -134,7 +134,7 @@ def test_lidar_only_config_has_no_camera_parts():
     types = [s['type'] for s in cfg.train_dataloader.dataset.dataset.dataset.pipeline]
     assert 'CLAPLoadMultiViewImageFromFiles' not in types and 'CLAPImageAug3D' not in types
     assert cfg.train_dataloader.dataset.dataset.dataset.modality.use_camera is False
-    assert cfg.val_evaluator.type == 'NuScenesMetric'
+    assert cfg.val_evaluator.type == 'CLAPNuScenesMetric'
     full = load_config(osp.join(REPO, 'configs/bevfusion_lidar-cam_finetune_nus.py'))
     steps = {s['type']: s for s in full.train_dataloader.dataset.dataset.dataset.pipeline}
     assert steps['CLAPImageAug3D']['final_dim'] == [256, 704]
