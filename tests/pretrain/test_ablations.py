@@ -100,3 +100,29 @@ def test_merge_takes_each_branch_from_its_half(tmp_path):
                           str(tmp_path / 'cam_only.pth'), str(tmp_path / 'c.pth'), str(tmp_path / 'x.pth')],
                          cwd=ROOT, capture_output=True, text=True)
     assert bad.returncode != 0 and 'LiDAR checkpoint' in bad.stderr and not osp.exists(tmp_path / 'x.pth')
+
+
+def test_rendering_stays_fp32_under_autocast(tiny_batch):
+    """--amp runs the encoders in reduced precision; rendering and curvature scoring still get an fp32 volume
+    with autocast off (spconv has no CPU half kernels, so the reduced-precision volume is made by hand)."""
+    cfg, item = tiny_batch
+    model = MODELS.build(copy.deepcopy(cfg.model))
+    model.train()
+    seen = {}
+    original = model.rendering_head.loss
+
+    def spy(volume, rays):
+        seen['dtype'] = volume.dtype
+        seen['autocast'] = torch.is_autocast_enabled('cpu')
+        return original(volume, rays)
+    model.rendering_head.loss = spy
+    data = model.data_preprocessor(pseudo_collate([item]), training=True)
+    inputs, samples = data['inputs'], data['data_samples']
+    cams = model.camera_matrices([s.metainfo for s in samples], inputs['imgs'].shape[1], inputs['imgs'])
+    volume = torch.randn(1, 16, 5, 90, 90).to(torch.bfloat16).requires_grad_()
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        losses, _ = model.render_losses(volume, inputs['points'], model.raw_images(inputs['imgs']), cams)
+    assert seen == dict(dtype=torch.float32, autocast=False)
+    assert losses['loss_range'].dtype == torch.float32 and torch.isfinite(losses['loss_range'])
+    losses['loss_range'].backward()
+    assert volume.grad is not None and volume.grad.dtype == torch.bfloat16

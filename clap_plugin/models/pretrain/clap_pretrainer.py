@@ -160,6 +160,24 @@ class CLAPPretrainer(CLAPBEVFusion):
         info = dict(points=kf, proj=proj, **draw)
         return rays, info
 
+    def render_losses(self, volume: Tensor, points: Sequence[Tensor], imgs_raw: Optional[Tensor],
+                      cams: Optional[Dict[str, Tensor]]) -> Tuple[Dict[str, Tensor], List[dict]]:
+        """Draw the rays of every sample and render them: rendering losses and the per-sample ray infos.
+
+        Runs in fp32 with autocast off, also under ``--amp``: the SDF, its double backward (curvature) and
+        the transmittance products lose too much precision in half precision.
+        """
+        with torch.autocast(device_type=volume.device.type, enabled=False):
+            volume = volume.float()
+            cams32 = None if cams is None else {k: v.float() for k, v in cams.items()}
+            imgs32 = None if imgs_raw is None else imgs_raw.float()
+            rays, infos = [], []
+            for b in range(len(points)):
+                r, info = self.build_rays(points[b].float(), imgs32, cams32, b, volume)
+                rays.append(r)
+                infos.append(info)
+            return dict(self.rendering_head.loss(volume, rays)), infos
+
     # ------------------------------------------------------------------ detector API
     def loss(self, batch_inputs_dict: dict, batch_data_samples: List[Det3DDataSample], **kwargs) -> dict:
         """All pre-training losses; reads points, images and camera metas only (no labels)."""
@@ -179,13 +197,7 @@ class CLAPPretrainer(CLAPBEVFusion):
         bev = self.extract_bev(inputs, metas)
         volume = self.volume_lifter(bev['fused_bev'])
 
-        rays, infos = [], []
-        for b in range(len(points)):
-            r, info = self.build_rays(points[b], imgs_raw, cams, b, volume)
-            rays.append(r)
-            infos.append(info)
-        losses = dict(self.rendering_head.loss(volume, rays))
-
+        losses, infos = self.render_losses(volume, points, imgs_raw, cams)
         if self.prototype_loss is not None:
             lidar_bev, camera_bev = bev['lidar_bev'], bev['camera_bev']
             grid = tuple(lidar_bev.shape[-2:])
