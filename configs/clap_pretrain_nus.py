@@ -1,4 +1,4 @@
-# CLAP pre-training on nuScenes (paper settings, SPEC 4): BEVFusion lidar-cam encoders (Swin-T, 0.075 m voxels),
+# CLAP pre-training on nuScenes (paper settings, arXiv 2412.03059): BEVFusion lidar-cam encoders (Swin-T, 0.075 m voxels),
 # mask rate 0.9 on both modalities, NeuS rendering of 8192 LiDAR + 6 x 1024 camera rays with 72 + 24 samples,
 # curvature sampling after a 4-epoch uniform warm-up, 512 prototypes of 128 with swapped assignment (tau 1.0,
 # 3 Sinkhorn iterations, eps 0.05), EM hook and Gram regulariser; lr 5e-5 cosine, AdamW wd 0.01.
@@ -49,7 +49,7 @@ model = dict(
         camera_channels=80,
         embed_dim=128,
         num_prototypes=512,
-        temperature=1.0,
+        temperature=1.0,  # paper value; SwAV's 0.1 gives the swap term its full range (see README)
         sinkhorn_epsilon=0.05,
         sinkhorn_iterations=3,
         loss_swap_weight=1.0,
@@ -61,13 +61,16 @@ train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs)
 optim_wrapper = dict(
     type='OptimWrapper',
     optimizer=dict(type='AdamW', lr=5e-5, weight_decay=0.01),
-    clip_grad=dict(max_norm=35, norm_type=2))
+    clip_grad=dict(max_norm=35, norm_type=2),
+    # unit-norm prototypes and the NeuS sharpness exponent are no weights to shrink
+    paramwise_cfg=dict(custom_keys={'prototypes': dict(decay_mult=0.0), 'sharpness_v': dict(decay_mult=0.0)}))
 param_scheduler = [
     dict(type='CosineAnnealingLR', T_max=max_epochs, eta_min=5e-7, by_epoch=True, begin=0, end=max_epochs,
          convert_to_iter_based=True)
 ]
 custom_hooks = [
-    dict(type='PrototypeEMHook', interval=50, freeze_iters=100, buffer_size=8192),
+    # the prototypes learn from their gradients alone; the hook freezes, re-normalises and re-seeds them
+    dict(type='PrototypeEMHook', interval=50, freeze_iters=100),
     dict(type='CLAPVisualizationHook', interval=500, camera=0, stride=8),
 ]
 # the rendering and prototype parameters only get gradients once the corresponding terms are active

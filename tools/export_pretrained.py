@@ -1,6 +1,12 @@
 """Write the encoder-only part of a (pre-training or fine-tuning) checkpoint for ``load_from``.
 
-    python tools/export_pretrained.py CKPT OUT
+    python tools/export_pretrained.py CKPT OUT [--bn-stats keep|recompute|drop]
+    python tools/export_pretrained.py CKPT OUT --bn-stats recompute --config CONFIG --data-root DIR/
+
+BN running statistics: pre-training fits them to 90%-masked inputs. ``--bn-stats recompute`` (default when
+``--config`` is given) re-estimates them on unmasked inputs of the config's training set (``--bn-batches``
+samples, forward only, no gradient); ``drop`` leaves them out so the detector starts from its initial ones;
+``keep`` copies them as they are.
 
 Keeps the state-dict entries of the BEVFusion encoders (``img_backbone``, ``img_neck``, ``view_transform``,
 ``pts_voxel_encoder``, ``pts_middle_encoder``, ``fusion_layer``, ``pts_backbone``, ``pts_neck``), with their
@@ -91,16 +97,64 @@ def summarize(state: Dict[str, torch.Tensor], prefixes: Sequence[str] = ENCODER_
     return rows
 
 
-def export(src: str, dst: str) -> Tuple['OrderedDict[str, torch.Tensor]', List[str]]:
+def recomputed_state(src: str, config: str, data_root: Optional[str], num_batches: int) -> 'OrderedDict':
+    """The state dict of ``src`` with every BN layer's statistics re-estimated on unmasked inputs."""
+    import numpy as np
+    from mmengine.config import Config
+    from mmengine.dataset import pseudo_collate
+    from mmdet3d.registry import DATASETS, MODELS
+    from mmdet3d.utils import register_all_modules
+    register_all_modules()
+    import clap_plugin  # noqa: F401
+    from clap_plugin.utils.bn_statistics import recompute_bn_statistics
+
+    if not osp.isfile(config):
+        raise SystemExit(f'error: config {config!r} does not exist')
+    cfg = Config.fromfile(config)
+    state, _ = load_state_dict(src)
+    torch.manual_seed(0)
+    np.random.seed(0)
+    model = MODELS.build(cfg.model)
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if unexpected or [k for k in missing if k.split('.', 1)[0] in ENCODER_PREFIXES]:
+        raise SystemExit(f'error: {src!r} does not match the model of {config!r}: missing '
+                         f'{missing[:5]}, unexpected {unexpected[:5]}')
+    ds_cfg = cfg.train_dataloader.dataset
+    if data_root:
+        ds_cfg.data_root = data_root.rstrip('/') + '/'
+    dataset = DATASETS.build(ds_cfg)
+    n = min(num_batches, len(dataset))
+
+    def forward(i):
+        data = model.data_preprocessor(pseudo_collate([dataset[i]]), training=True)
+        metas = [s.metainfo for s in data['data_samples']]
+        model.extract_bev(dict(points=list(data['inputs']['points']), imgs=data['inputs'].get('imgs')), metas)
+
+    seen = recompute_bn_statistics(model, range(n), forward)
+    print(f'BN statistics re-estimated on {seen} unmasked samples of {ds_cfg.data_root}{ds_cfg.ann_file}')
+    return model.state_dict()
+
+
+def export(src: str, dst: str, bn_stats: str = 'keep', config: Optional[str] = None, data_root: Optional[str] = None,
+           bn_batches: int = 64) -> Tuple['OrderedDict[str, torch.Tensor]', List[str]]:
     """Write the encoder-only checkpoint of ``src`` to ``dst``; returns (kept state, dropped key names)."""
+    from clap_plugin.utils.bn_statistics import drop_bn_statistics
+    if bn_stats not in ('keep', 'recompute', 'drop'):
+        raise SystemExit(f"error: --bn-stats must be keep, recompute or drop, got {bn_stats!r}")
     state, meta = load_state_dict(src)
+    if bn_stats == 'recompute':
+        if config is None:
+            raise SystemExit('error: --bn-stats recompute needs --config (the pre-training config) and its data')
+        state = recomputed_state(src, config, data_root, bn_batches)
     kept = encoder_state_dict(state)
+    if bn_stats == 'drop':
+        kept = drop_bn_statistics(kept)
     if not kept:
         tops = sorted({k.split('.', 1)[0] for k in state})
         raise SystemExit(f'error: {src!r} has none of the encoder submodules {list(ENCODER_PREFIXES)} '
                          f'(its top-level modules: {tops})')
     dropped = [k for k in state if k not in kept]
-    out_meta = dict(exported_from=osp.abspath(src), encoder_prefixes=list(ENCODER_PREFIXES))
+    out_meta = dict(exported_from=osp.abspath(src), encoder_prefixes=list(ENCODER_PREFIXES), bn_stats=bn_stats)
     for key in ('epoch', 'iter', 'seed', 'experiment_name', 'mmengine_version'):
         if key in meta and isinstance(meta[key], (int, float, str)):
             out_meta[key] = meta[key]
@@ -121,14 +175,23 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Export the encoders of a checkpoint for load_from')
     parser.add_argument('checkpoint', help='input checkpoint (CLAP pre-training or any BEVFusion model)')
     parser.add_argument('out', help='output file (.pth)')
-    return parser.parse_args(argv)
+    parser.add_argument('--bn-stats', choices=('keep', 'recompute', 'drop'), default=None,
+                        help='BN running statistics: re-estimate on unmasked inputs (default with --config), '
+                        'drop, or keep as pre-trained (default without --config)')
+    parser.add_argument('--config', help='pre-training config, for --bn-stats recompute')
+    parser.add_argument('--data-root', help='data root of that config (default: the config\'s)')
+    parser.add_argument('--bn-batches', type=int, default=64, help='samples for --bn-stats recompute')
+    args = parser.parse_args(argv)
+    if args.bn_stats is None:
+        args.bn_stats = 'recompute' if args.config else 'keep'
+    return args
 
 
 def main(argv: Optional[List[str]] = None) -> 'OrderedDict[str, torch.Tensor]':
     args = parse_args(argv)
     if osp.abspath(args.checkpoint) == osp.abspath(args.out):
         raise SystemExit('error: OUT must differ from CKPT')
-    kept, dropped = export(args.checkpoint, args.out)
+    kept, dropped = export(args.checkpoint, args.out, args.bn_stats, args.config, args.data_root, args.bn_batches)
     print(f'{"submodule":<20} {"tensors":>8} {"parameters":>12}')
     for prefix, n_tensors, n_elems in summarize(kept):
         print(f'{prefix:<20} {n_tensors:>8d} {n_elems:>12,d}')
@@ -136,6 +199,7 @@ def main(argv: Optional[List[str]] = None) -> 'OrderedDict[str, torch.Tensor]':
     dropped_tops = sorted({k.split('.', 1)[0] for k in dropped})
     print(f'{"total":<20} {len(kept):>8d} {total:>12,d}')
     print(f'dropped {len(dropped)} tensors of {dropped_tops} and the optimizer / scheduler / message-hub state')
+    print(f'BN running statistics: {args.bn_stats}')
     print(f'wrote {args.out}')
     return kept
 

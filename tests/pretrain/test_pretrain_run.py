@@ -138,7 +138,7 @@ def test_two_cpu_processes_keep_identical_weights(synthetic_nus, tmp_path):
     cfg_path = tmp_path / 'two_ranks.py'
     cfg_path.write_text(
         f"_base_ = ['{TINY}']\n"
-        "custom_hooks = [dict(type='PrototypeEMHook', interval=1, freeze_iters=0, buffer_size=512),\n"
+        "custom_hooks = [dict(type='PrototypeEMHook', interval=1, freeze_iters=0),\n"
         "                dict(type='RankConsistencyHook', tolerance=0.0)]\n"
         "train_cfg = dict(max_epochs=1)\n")
     env = dict(os.environ, PORT=str(_free_port()), PYTHON=sys.executable, OMP_NUM_THREADS='1')

@@ -1,27 +1,29 @@
-"""Prototype EM hook: the schedule of the CLAP prototypes around the loss terms (SPEC 4.5).
+"""Prototype EM hook: the bookkeeping around CLAP's gradient-trained prototypes (arXiv 2412.03059, Sec. 3.3).
 
-After every training iteration (i.e. after the optimizer step):
+Design: one owner. The paper's EM is an E-step (softmax assignments) and an M-step that is a loss (assignment
+certainty, L_EM); together with the swapped prediction and the Gram regulariser the prototypes are learned by
+their gradients, i.e. by the optimizer, and by nothing else. An alternating soft k-means M-step on top of
+that (an earlier design of this hook) fights the optimizer for the same parameter, makes the Gram term inert,
+and collapses the prototypes whenever the embeddings share a mean component: every soft-weighted mean is then
+close to the global mean. So this hook never moves the prototypes towards the embeddings. It only
 
-* the embeddings of the iteration (``last_embeddings`` of the prototype module, both modalities) are
-  pushed into a bounded ring buffer;
-* during the first ``freeze_iters`` iterations the prototypes are restored to their value before the
-  step (frozen; DDP-safe, no change of ``requires_grad``);
-* every ``interval`` iterations: E-step A = softmax(E K^T / temperature) over the buffers of all ranks,
-  M-step k <- normalise(momentum k + (1 - momentum) normalise(sum_i A_ik e_i)); prototypes whose
-  assignment mass is below ``dead_threshold`` times the uniform share are re-seeded on random buffered
-  embeddings; usage statistics go to the message hub;
-* the prototypes are put back on the unit sphere and broadcast from rank 0 (all ranks identical).
-
-The hook state (buffer, position, counters) is written into the checkpoint under ``prototype_em_hook``
-and restored by ``--resume``.
+* freezes them for the first ``freeze_iters`` iterations (SwAV's trick) by telling the loss module to detach
+  them: their gradient is dropped, so neither the weights nor the optimizer state (moments, step) change;
+* re-normalises them onto the unit sphere after every optimizer step;
+* every ``interval`` iterations, re-seeds the prototypes that no cell of either modality picked as its
+  argmax (hard counts, summed over ranks) on random embeddings of the current iteration, and clears their
+  optimizer moments (the old ones point away from the new location);
+* logs the hard-count figures (``proto_dead``, ``proto_reseeded``, ``proto_interval_ppl``) and the
+  prototypes' mean off-diagonal cosine, and checks that all ranks hold the same prototypes;
+* saves and restores its counters in the checkpoint under ``prototype_em_hook`` (``--resume``).
 """
 import math
 from typing import Dict, Optional
 
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 from mmdet3d.registry import HOOKS
+from mmengine.dist import all_reduce, broadcast, is_distributed
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from torch import Tensor, nn
@@ -31,56 +33,44 @@ from clap_plugin.models.prototypes.gram_regularizer import gram_off_diagonal_mea
 CHECKPOINT_KEY = 'prototype_em_hook'
 
 
-def _distributed() -> bool:
-    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
-
-
 @HOOKS.register_module()
 class PrototypeEMHook(Hook):
-    """EM updates, freezing, normalisation, re-seeding and logging of the prototypes.
+    """Freezing, normalisation, dead-prototype re-seeding, rank checks and logging of the prototypes.
 
     Args:
-        module_name: dotted name of the module owning ``prototypes`` and ``last_embeddings`` inside the
-            (unwrapped) model; default: the first module that has both.
-        interval: iterations between E/M steps.
-        freeze_iters: iterations during which the prototypes are kept fixed.
-        buffer_size: embeddings kept per rank (both modalities together).
-        temperature: temperature of the E-step soft assignments.
-        momentum: weight of the old prototype in the M-step (0: jump to the weighted mean).
-        dead_threshold: a prototype whose assignment mass is below this fraction of the uniform share
-            (buffer size / N_K) is re-seeded.
+        module_name: dotted name of the module owning ``prototypes``, ``last_embeddings`` and
+            ``last_assignments`` inside the (unwrapped) model; default: the first module that has them.
+        interval: iterations over which hard counts are accumulated before re-seeding.
+        freeze_iters: iterations during which the prototypes get no gradient.
+        dead_threshold: a prototype whose hard count over the interval is at most this share of the uniform
+            count (cells / N_K) is dead (0: only prototypes that nobody picked).
         reseed_noise: std of the noise added to a re-seeded prototype before normalisation.
+        check_ranks: assert after every step that all ranks hold identical prototypes (cheap: one
+            all-reduce of a checksum).
         seed: seed of the re-seeding draws (combined with the update counter, same on all ranks).
     """
 
     priority = 'NORMAL'
 
     def __init__(self, module_name: Optional[str] = None, interval: int = 50, freeze_iters: int = 0,
-                 buffer_size: int = 8192, temperature: float = 0.1, momentum: float = 0.5,
-                 dead_threshold: float = 0.05, reseed_noise: float = 0.01, seed: int = 0) -> None:
+                 dead_threshold: float = 0.0, reseed_noise: float = 0.01, check_ranks: bool = True,
+                 seed: int = 0) -> None:
         if interval < 1:
             raise ValueError(f'interval must be >= 1, got {interval}')
-        if buffer_size < 1:
-            raise ValueError(f'buffer_size must be >= 1, got {buffer_size}')
-        if temperature <= 0:
-            raise ValueError(f'temperature must be > 0, got {temperature}')
-        if not 0.0 <= momentum < 1.0:
-            raise ValueError(f'momentum must be in [0, 1), got {momentum}')
+        if freeze_iters < 0:
+            raise ValueError(f'freeze_iters must be >= 0, got {freeze_iters}')
+        if not 0.0 <= dead_threshold < 1.0:
+            raise ValueError(f'dead_threshold must be in [0, 1), got {dead_threshold}')
         self.module_name = module_name
         self.interval = int(interval)
         self.freeze_iters = int(freeze_iters)
-        self.buffer_size = int(buffer_size)
-        self.temperature = float(temperature)
-        self.momentum = float(momentum)
         self.dead_threshold = float(dead_threshold)
         self.reseed_noise = float(reseed_noise)
+        self.check_ranks = bool(check_ranks)
         self.seed = int(seed)
-        self.buffer: Optional[Tensor] = None
-        self.buffer_pos = 0
-        self.buffer_filled = 0
-        self.num_updates = 0
+        self.counts: Optional[Tensor] = None  # (N_K,) hard counts of this rank since the last check
+        self.num_updates = 0  # interval checks done
         self.num_reseeded = 0
-        self._frozen_copy: Optional[Tensor] = None
 
     # ------------------------------------------------------------------ model access
     def prototype_module(self, model: nn.Module) -> nn.Module:
@@ -98,136 +88,104 @@ class PrototypeEMHook(Hook):
         raise AttributeError('no module with "prototypes" and "last_embeddings" found in the model; '
                              'set module_name')
 
-    # ------------------------------------------------------------------ buffer
-    def push(self, embeddings: Tensor) -> None:
-        """Append (M, d_K) detached embeddings to the ring buffer (the newest ``buffer_size`` are kept)."""
-        emb = F.normalize(embeddings.detach().float(), dim=-1)
-        if self.buffer is None or self.buffer.shape[1] != emb.shape[1]:
-            self.buffer = emb.new_zeros(self.buffer_size, emb.shape[1])
-            self.buffer_pos = self.buffer_filled = 0
-        emb = emb[-self.buffer_size:].to(self.buffer.device)
-        m = emb.shape[0]
-        idx = (self.buffer_pos + torch.arange(m, device=self.buffer.device)) % self.buffer_size
-        self.buffer[idx] = emb
-        self.buffer_pos = (self.buffer_pos + m) % self.buffer_size
-        self.buffer_filled = min(self.buffer_filled + m, self.buffer_size)
+    # ------------------------------------------------------------------ pieces
+    def count(self, assignments: Dict[str, Tensor], num_prototypes: int) -> None:
+        """Add the (M,) argmax assignments of every modality to the hard counts."""
+        for a in assignments.values():
+            if not isinstance(a, Tensor) or a.numel() == 0:
+                continue
+            c = torch.bincount(a.reshape(-1).long(), minlength=num_prototypes).cpu()
+            self.counts = c if self.counts is None else self.counts + c
 
-    def _global_buffer(self) -> Optional[Tensor]:
-        local = self.buffer[:self.buffer_filled] if self.buffer is not None else None
-        if not _distributed():
-            return local
-        d = local.shape[1] if local is not None else 0
-        dims = [torch.zeros(2, dtype=torch.long) for _ in range(dist.get_world_size())]
-        mine = torch.tensor([self.buffer_filled if local is not None else 0, d], dtype=torch.long)
-        self._all_gather_cpu(dims, mine)
-        d = max(int(x[1]) for x in dims)
-        n_max = max(int(x[0]) for x in dims)
-        if d == 0 or n_max == 0:
-            return None
-        dev = self._comm_device()
-        padded = torch.zeros(n_max, d, device=dev)
-        if local is not None and local.numel():
-            padded[:local.shape[0]] = local.to(dev)
-        parts = [torch.zeros_like(padded) for _ in dims]
-        dist.all_gather(parts, padded)
-        return torch.cat([p[:int(n[0])] for p, n in zip(parts, dims)]).to(
-            self.buffer.device if self.buffer is not None else dev)
+    @torch.no_grad()
+    def reseed(self, prototypes: Tensor, embeddings: Tensor, counts: Tensor,
+               optimizer: Optional[torch.optim.Optimizer] = None) -> int:
+        """Re-seed the dead rows of the (N_K, d_K) ``prototypes`` parameter (by ``counts``, (N_K,)) on random
+        rows of (M, d_K) ``embeddings``.
+
+        Identical on all ranks: the draws are seeded by the update counter and rank 0's prototypes are
+        broadcast. The optimizer moments of the re-seeded rows are cleared. Returns the number re-seeded.
+        """
+        n_k = prototypes.shape[0]
+        total = float(counts.sum())
+        dead = counts.float() <= self.dead_threshold * total / n_k
+        n_dead = int(dead.sum())
+        if n_dead == 0 or embeddings.numel() == 0:
+            return 0
+        gen = torch.Generator().manual_seed(self.seed * 1000003 + self.num_updates)
+        pick = torch.randint(embeddings.shape[0], (n_dead, ), generator=gen)
+        noise = torch.randn(n_dead, embeddings.shape[1], generator=gen) * self.reseed_noise
+        seeds = F.normalize(embeddings[pick.to(embeddings.device)].float().cpu() + noise, dim=-1)
+        idx = torch.nonzero(dead)[:, 0].to(prototypes.device)
+        prototypes.data[idx] = seeds.to(prototypes)
+        if is_distributed():
+            broadcast(prototypes.data, src=0)
+        state = optimizer.state.get(prototypes, {}) if optimizer is not None else {}
+        for value in state.values():  # AdamW's exp_avg / exp_avg_sq rows of the re-seeded prototypes
+            if isinstance(value, Tensor) and value.shape == prototypes.shape:
+                value[idx] = 0
+        return n_dead
 
     @staticmethod
-    def _comm_device() -> torch.device:
-        if dist.get_backend() == 'nccl':
-            return torch.device('cuda', torch.cuda.current_device())
-        return torch.device('cpu')
-
-    def _all_gather_cpu(self, out: list, t: Tensor) -> None:
-        dev = self._comm_device()
-        tmp = [o.to(dev) for o in out]
-        dist.all_gather(tmp, t.to(dev))
-        for o, x in zip(out, tmp):
-            o.copy_(x.cpu())
-
-    # ------------------------------------------------------------------ EM
-    @torch.no_grad()
-    def em_step(self, prototypes: Tensor, embeddings: Tensor) -> Dict[str, float]:
-        """One E-step + M-step + re-seeding on (N, d_K) ``embeddings``; updates ``prototypes`` in place.
-
-        Returns usage statistics computed from the E-step (before the update).
-        """
-        k = F.normalize(prototypes.detach().float(), dim=-1)
-        e = F.normalize(embeddings.to(k.device).float(), dim=-1)
-        assign = torch.softmax(e @ k.t() / self.temperature, dim=-1)  # (N, N_K) E-step
-        mass = assign.sum(dim=0)  # (N_K,)
-        target = F.normalize(assign.t() @ e, dim=-1)  # M-step: weighted mean direction
-        new = F.normalize(self.momentum * k + (1.0 - self.momentum) * target, dim=-1)
-        n_k = k.shape[0]
-        dead = mass < self.dead_threshold * e.shape[0] / n_k
-        n_dead = int(dead.sum())
-        if n_dead:
-            gen = torch.Generator().manual_seed(self.seed * 1000003 + self.num_updates)
-            pick = torch.randint(e.shape[0], (n_dead, ), generator=gen)
-            noise = torch.randn(n_dead, e.shape[1], generator=gen) * self.reseed_noise
-            new[dead] = F.normalize(e[pick.to(e.device)] + noise.to(e.device), dim=-1)
-        prototypes.copy_(new.to(prototypes.dtype))
-        self.num_updates += 1
-        self.num_reseeded += n_dead
-        usage = mass / mass.sum()
-        perplexity = math.exp(float(-(usage * usage.clamp(min=1e-12).log()).sum()))
-        used = int(torch.bincount(assign.argmax(dim=-1), minlength=n_k).gt(0).sum())
-        return dict(perplexity=perplexity, used_prototypes=float(used), reseeded=float(n_dead))
-
-    @torch.no_grad()
-    def _sync(self, prototypes: Tensor) -> None:
-        prototypes.copy_(F.normalize(prototypes, dim=-1))
-        if _distributed():
-            dev = self._comm_device()
-            t = prototypes.detach().to(dev).contiguous()
-            dist.broadcast(t, src=0)
-            prototypes.copy_(t.to(prototypes.device))
+    def _check_identical(prototypes: Tensor) -> None:
+        if not is_distributed():
+            return
+        mine = prototypes.detach().double().sum().reshape(1)
+        lo, hi = mine.clone(), mine.clone()
+        all_reduce(lo, op='min')
+        all_reduce(hi, op='max')
+        if float(lo) != float(hi):
+            raise RuntimeError(f'prototypes differ between ranks (checksums {float(lo)} .. {float(hi)})')
 
     # ------------------------------------------------------------------ hook points
     def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:
-        if runner.iter < self.freeze_iters:
-            protos = self.prototype_module(runner.model).prototypes
-            self._frozen_copy = protos.detach().clone()
+        self.prototype_module(runner.model).freeze_prototypes = runner.iter < self.freeze_iters
 
     def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
         mod = self.prototype_module(runner.model)
         protos = mod.prototypes
-        for emb in getattr(mod, 'last_embeddings', {}).values():
-            if isinstance(emb, Tensor) and emb.numel():
-                self.push(emb)
-        with torch.no_grad():
-            if self._frozen_copy is not None:
-                protos.copy_(self._frozen_copy)
-                self._frozen_copy = None
-        stats = None
-        if runner.iter + 1 > self.freeze_iters and (runner.iter + 1) % self.interval == 0:
-            emb = self._global_buffer()
-            if emb is not None and emb.shape[0]:
-                stats = self.em_step(protos.data, emb)
-        self._sync(protos.data)
-        if stats is not None:
-            hub = runner.message_hub
-            hub.update_scalar('train/proto_perplexity', stats['perplexity'])
-            hub.update_scalar('train/proto_used', stats['used_prototypes'])
-            hub.update_scalar('train/proto_reseeded', stats['reseeded'])
-            hub.update_scalar('train/proto_gram_offdiag', float(gram_off_diagonal_mean(protos.detach())))
+        if not getattr(mod, 'freeze_prototypes', False):  # frozen: nothing moved them, leave them bit-exact
+            with torch.no_grad():
+                protos.data.copy_(F.normalize(protos.data, dim=-1))
+        self.count(getattr(mod, 'last_assignments', {}), protos.shape[0])
+        if (runner.iter + 1) % self.interval != 0 or runner.iter + 1 <= self.freeze_iters:
+            if self.check_ranks:
+                self._check_identical(protos.data)
+            return
+        counts = self.counts if self.counts is not None else torch.zeros(protos.shape[0], dtype=torch.long)
+        if is_distributed():
+            counts = counts.to(protos.device)
+            all_reduce(counts)
+            counts = counts.cpu()
+        emb = torch.cat([e for e in getattr(mod, 'last_embeddings', {}).values() if isinstance(e, Tensor)]) \
+            if getattr(mod, 'last_embeddings', None) else protos.new_zeros(0, protos.shape[1])
+        optimizer = getattr(getattr(runner, 'optim_wrapper', None), 'optimizer', None)
+        n_dead = self.reseed(protos, emb, counts, optimizer)
+        self.num_updates += 1
+        self.num_reseeded += n_dead
+        usage = counts.float() / counts.sum().clamp(min=1)
+        ppl = math.exp(float(-(usage * usage.clamp(min=1e-12).log()).sum()))
+        hub = runner.message_hub
+        hub.update_scalar('train/proto_dead', float(n_dead))
+        hub.update_scalar('train/proto_reseeded', float(self.num_reseeded))
+        hub.update_scalar('train/proto_interval_ppl', ppl)
+        hub.update_scalar('train/proto_gram_offdiag', float(gram_off_diagonal_mean(protos.detach())))
+        self.counts = None
+        if self.check_ranks:
+            self._check_identical(protos.data)
 
     # ------------------------------------------------------------------ checkpoint state
     def state_dict(self) -> dict:
         """The hook's resumable state."""
-        return dict(buffer=None if self.buffer is None else self.buffer.detach().cpu().clone(),
-                    buffer_pos=self.buffer_pos, buffer_filled=self.buffer_filled,
-                    num_updates=self.num_updates, num_reseeded=self.num_reseeded)
+        return dict(counts=None if self.counts is None else self.counts.clone(), num_updates=self.num_updates,
+                    num_reseeded=self.num_reseeded)
 
     def load_state_dict(self, state: dict) -> None:
         """Restore :meth:`state_dict` output."""
-        missing = {'buffer', 'buffer_pos', 'buffer_filled', 'num_updates', 'num_reseeded'} - set(state)
+        missing = {'counts', 'num_updates', 'num_reseeded'} - set(state)
         if missing:
-            raise KeyError(f'{CHECKPOINT_KEY} state lacks {sorted(missing)}')
-        self.buffer = None if state['buffer'] is None else state['buffer'].clone()
-        self.buffer_pos = int(state['buffer_pos'])
-        self.buffer_filled = int(state['buffer_filled'])
+            raise KeyError(f'{CHECKPOINT_KEY} state lacks {sorted(missing)} (a checkpoint of an older hook?)')
+        self.counts = None if state['counts'] is None else state['counts'].clone()
         self.num_updates = int(state['num_updates'])
         self.num_reseeded = int(state['num_reseeded'])
 

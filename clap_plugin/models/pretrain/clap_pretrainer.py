@@ -2,7 +2,14 @@
 
 Per iteration: mask both modalities, encode them into the LiDAR, camera and fused BEVs, lift the fused BEV into
 a 3D volume, draw LiDAR and camera rays (uniform during warm-up, then by the curvature of the learned field),
-render them, and add the prototype losses on LiDAR-occupied BEV cells and the Gram regulariser.
+render them, and add the prototype losses on BEV cells that hold LiDAR points which survived the masking (so
+that both modalities carry signal there) and the Gram regulariser.
+
+RGB targets exist only where the image is real: pixels that the image augmentation filled (resize and
+rotation borders, found by mapping the pixel back through ``img_aug_matrix`` into the original image) and
+"sky" pixels (no LiDAR return there, and the ray leaves the scene box through its top face, so nothing in
+the bounded field can explain their colour) are not RGB targets. Their rays are still rendered for range
+where a LiDAR point projects into them.
 """
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -13,7 +20,28 @@ from torch import Tensor
 
 from ..bevfusion.detector import CLAPBEVFusion
 from .masking import mask_image_patches, mask_lidar_blocks
+from ..rendering.neus_volume_renderer import ray_box_exit_axis
 from .ray_builder import camera_rays, gather_pixels, lidar_rays, pixel_projection, sparse_depth
+
+
+def pixels_inside_original(pixels: Tensor, img_aug: Tensor, ori_hw: Sequence[int]) -> Tensor:
+    """Which augmented-image pixels show the original image (not the zero fill of the augmentation).
+
+    Args:
+        pixels: (N_cam, R, 2) (u, v) continuous coordinates in the augmented image.
+        img_aug: (N_cam, 4, 4) BEVFusion ``img_aug_matrix`` (2D affine in its upper-left block and last column).
+        ori_hw: (H, W) of the original images.
+
+    Returns:
+        (N_cam, R) bool: the pixel maps back inside the original image, at least one augmented pixel away
+        from its border (the bilinear warp blends the zero fill within that band).
+    """
+    a, t = img_aug[:, :2, :2], img_aug[:, :2, 3]
+    orig = torch.einsum('cij,crj->cri', torch.inverse(a), pixels - t[:, None, :])
+    margin = 1.0 / torch.sqrt(torch.det(a).abs()).clamp(min=1e-6)  # one augmented pixel, in original pixels
+    h, w = float(ori_hw[0]), float(ori_hw[1])
+    m = margin[:, None]
+    return (orig[..., 0] >= m) & (orig[..., 0] <= w - m) & (orig[..., 1] >= m) & (orig[..., 1] <= h - m)
 
 
 @MODELS.register_module()
@@ -38,7 +66,10 @@ class CLAPPretrainer(CLAPBEVFusion):
         pixels_through_points: draw camera pixels uniformly among those where LiDAR points project
             (UniPAD's camera rays) instead of from the sampler's maps (uniform in warm-up, curvature after).
         camera_range_targets: give camera rays range targets from projected LiDAR points.
-        proto_max_cells: at most this many LiDAR-occupied BEV cells per sample enter the prototype losses.
+        proto_max_cells: at most this many BEV cells per sample enter the prototype losses: cells that hold
+            keyframe points which survived the LiDAR masking, and whose LiDAR BEV feature is not zero.
+        sky_rgb: ``'drop'`` (default) removes the RGB target of camera rays with no LiDAR return that leave the
+            scene box through its top face; ``'keep'`` supervises them (against the black background).
         keyframe_dim: column of the points holding the sweep time lag (0 on the keyframe), or None when all
             points come from the keyframe; rays are cast from the LiDAR origin through keyframe points only.
         **kwargs: the encoder arguments of :class:`CLAPBEVFusion` (no ``bbox_head``).
@@ -50,7 +81,7 @@ class CLAPPretrainer(CLAPBEVFusion):
                  mask_block_size: Sequence[float] = (0.6, 0.6), image_patch_size: int = 32,
                  render_lidar: bool = True, render_camera: bool = True, pixels_through_points: bool = False,
                  camera_range_targets: bool = True, proto_max_cells: int = 1024,
-                 keyframe_dim: Optional[int] = 4, **kwargs) -> None:
+                 keyframe_dim: Optional[int] = 4, sky_rgb: str = 'drop', **kwargs) -> None:
         if kwargs.get('bbox_head') is not None:
             raise ValueError('CLAPPretrainer is label-free: bbox_head must be None')
         super().__init__(**kwargs)
@@ -77,6 +108,9 @@ class CLAPPretrainer(CLAPBEVFusion):
         self.camera_range_targets = bool(camera_range_targets)
         self.proto_max_cells = int(proto_max_cells)
         self.keyframe_dim = keyframe_dim
+        if sky_rgb not in ('drop', 'keep'):
+            raise ValueError(f"sky_rgb must be 'drop' or 'keep', got {sky_rgb!r}")
+        self.sky_rgb = sky_rgb
         self.keep_visuals = False  # set by the visualisation hook
         self.last_visuals: Dict[str, Tensor] = {}
 
@@ -104,22 +138,29 @@ class CLAPPretrainer(CLAPBEVFusion):
             return (imgs / 255.0).clamp(0, 1)
         return ((imgs * std.view(1, 1, 3, 1, 1)) + mean.view(1, 1, 3, 1, 1)).div(255.0).clamp(0, 1)
 
-    def occupied_cells(self, points: Tensor, grid: Tuple[int, int], generator=None) -> Tuple[Tensor, Tensor]:
-        """(ix, iy) BEV cells (of a (X, Y) grid over the range) holding points, at most ``proto_max_cells``."""
+    def occupied_cells(self, points: Tensor, grid: Tuple[int, int], generator=None,
+                       limit: Optional[int] = -1) -> Tuple[Tensor, Tensor]:
+        """(ix, iy) BEV cells (of a (X, Y) grid over the range) holding points, at most ``limit`` of them
+        (default ``proto_max_cells``; None: all)."""
         x0, y0, _, x1, y1, _ = self.point_cloud_range
         nx, ny = grid
         ix = ((points[:, 0] - x0) / ((x1 - x0) / nx)).floor().long().clamp(0, nx - 1)
         iy = ((points[:, 1] - y0) / ((y1 - y0) / ny)).floor().long().clamp(0, ny - 1)
         cells = torch.unique(ix * ny + iy)
-        if cells.numel() > self.proto_max_cells:
-            keep = torch.randperm(cells.numel(), generator=generator, device='cpu')[:self.proto_max_cells]
+        limit = self.proto_max_cells if limit == -1 else limit
+        if limit is not None and cells.numel() > limit:
+            keep = torch.randperm(cells.numel(), generator=generator, device='cpu')[:limit]
             cells = cells[keep.to(cells.device)]
         return torch.div(cells, ny, rounding_mode='floor'), cells % ny
 
     # ------------------------------------------------------------------ rays
     def build_rays(self, points: Tensor, imgs_raw: Optional[Tensor], cams: Optional[Dict[str, Tensor]], b: int,
-                   volume: Tensor) -> Tuple[Dict[str, Tensor], Dict[str, Tensor]]:
-        """Rays of sample ``b``: the drawn LiDAR rays followed by the drawn camera rays."""
+                   volume: Tensor, ori_hw: Optional[Sequence[int]] = None) -> Tuple[Dict[str, Tensor], Dict[str, Tensor]]:
+        """Rays of sample ``b``: the drawn LiDAR rays followed by the drawn camera rays.
+
+        ``ori_hw`` is the (H, W) of the original images (for the valid-pixel mask of the RGB targets); without
+        it every drawn pixel is taken as real.
+        """
         kf = self.keyframe_points(points)
         if kf.shape[0] == 0:
             raise RuntimeError(f'sample {b} has no keyframe LiDAR point inside the point-cloud range')
@@ -152,16 +193,27 @@ class CLAPPretrainer(CLAPBEVFusion):
                 rng = (depth * cr['range_per_depth']).reshape(n)
             else:
                 rng = torch.full((n, ), float('inf'), dtype=kf.dtype, device=kf.device)
-            cam = dict(origins=cr['origins'].reshape(n, 3), directions=cr['directions'].reshape(n, 3),
+            rgb_ok = torch.ones(n, dtype=torch.bool, device=kf.device)
+            if ori_hw is not None:
+                rgb_ok &= pixels_inside_original(pixels, cams['img_aug_matrix'][b], ori_hw).reshape(n)
+            origins, dirs = cr['origins'].reshape(n, 3), cr['directions'].reshape(n, 3)
+            if self.sky_rgb == 'drop':
+                pcr = self.point_cloud_range
+                exit_axis = ray_box_exit_axis(origins, dirs, pcr[:3], pcr[3:])
+                sky = (exit_axis == 2) & (dirs[:, 2] > 0)
+                if self.camera_range_targets:
+                    sky &= ~torch.isfinite(rng)
+                rgb_ok &= ~sky
+            cam = dict(origins=origins, directions=dirs,
                        range=torch.where(torch.isfinite(rng), rng, torch.zeros_like(rng)),
-                       range_mask=torch.isfinite(rng), rgb=rgb, rgb_mask=torch.ones(n, dtype=torch.bool,
-                                                                                   device=kf.device))
+                       range_mask=torch.isfinite(rng), rgb=rgb, rgb_mask=rgb_ok)
             rays = {k: torch.cat([rays[k], cam[k]]) for k in rays}
         info = dict(points=kf, proj=proj, **draw)
         return rays, info
 
     def render_losses(self, volume: Tensor, points: Sequence[Tensor], imgs_raw: Optional[Tensor],
-                      cams: Optional[Dict[str, Tensor]]) -> Tuple[Dict[str, Tensor], List[dict]]:
+                      cams: Optional[Dict[str, Tensor]],
+                      ori_hw: Optional[Sequence[Sequence[int]]] = None) -> Tuple[Dict[str, Tensor], List[dict]]:
         """Draw the rays of every sample and render them: rendering losses and the per-sample ray infos.
 
         Runs in fp32 with autocast off, also under ``--amp``: the SDF, its double backward (curvature) and
@@ -173,7 +225,8 @@ class CLAPPretrainer(CLAPBEVFusion):
             imgs32 = None if imgs_raw is None else imgs_raw.float()
             rays, infos = [], []
             for b in range(len(points)):
-                r, info = self.build_rays(points[b].float(), imgs32, cams32, b, volume)
+                r, info = self.build_rays(points[b].float(), imgs32, cams32, b, volume,
+                                          None if ori_hw is None else ori_hw[b])
                 rays.append(r)
                 infos.append(info)
             return dict(self.rendering_head.loss(volume, rays)), infos
@@ -184,39 +237,79 @@ class CLAPPretrainer(CLAPBEVFusion):
         metas = [s.metainfo for s in batch_data_samples]
         points: List[Tensor] = list(batch_inputs_dict['points'])
         imgs: Optional[Tensor] = batch_inputs_dict.get('imgs') if self.with_camera else None
-        masked_points = [mask_lidar_blocks(p, self.point_cloud_range, self.mask_block_size,
-                                           self.lidar_mask_ratio)[0] for p in points] if self.with_lidar else points
+        if self.with_lidar:
+            masked_points = [mask_lidar_blocks(p, self.point_cloud_range, self.mask_block_size,
+                                               self.lidar_mask_ratio)[0] for p in points]
+        else:
+            masked_points = points
         inputs = dict(points=masked_points)
-        cams, imgs_raw = None, None
+        cams, imgs_raw, ori_hw = None, None, None
         if self.with_camera:
             if imgs is None:
                 raise KeyError("camera branch: batch inputs lack 'imgs'")
             inputs['imgs'] = mask_image_patches(imgs, self.image_patch_size, self.camera_mask_ratio)[0]
             cams = self.camera_matrices(metas, imgs.shape[1], imgs)
             imgs_raw = self.raw_images(imgs)
+            if self.render_camera:
+                ori_hw = [self._ori_hw(m) for m in metas]
         bev = self.extract_bev(inputs, metas)
         volume = self.volume_lifter(bev['fused_bev'])
 
-        losses, infos = self.render_losses(volume, points, imgs_raw, cams)
+        losses, infos = self.render_losses(volume, points, imgs_raw, cams, ori_hw)
         if self.prototype_loss is not None:
+            cells, figures = self.prototype_cells(bev['lidar_bev'], masked_points)
             lidar_bev, camera_bev = bev['lidar_bev'], bev['camera_bev']
-            grid = tuple(lidar_bev.shape[-2:])
-            lf, cf, cells0 = [], [], None
-            for b, info in enumerate(infos):
-                ix, iy = self.occupied_cells(info['points'], grid)
-                lf.append(lidar_bev[b, :, ix, iy].t())
-                cf.append(camera_bev[b, :, ix, iy].t())
-                if b == 0:
-                    cells0 = (ix, iy)
+            lf = [lidar_bev[b, :, ix, iy].t() for b, (ix, iy) in enumerate(cells)]
+            cf = [camera_bev[b, :, ix, iy].t() for b, (ix, iy) in enumerate(cells)]
             losses.update(self.prototype_loss(torch.cat(lf), torch.cat(cf)))
+            losses.update(figures)
             if self.gram_regularizer is not None:
-                losses['loss_gram'] = self.gram_regularizer(self.prototype_loss.prototypes)
+                losses['loss_gram'] = self.gram_regularizer(self.prototype_loss.prototype_matrix())
             if self.keep_visuals:
-                self.last_visuals['proto_cells'] = torch.stack(cells0)
-                self.last_visuals['proto_grid'] = torch.tensor(grid)
+                self.last_visuals['proto_cells'] = torch.stack(cells[0])
+                self.last_visuals['proto_grid'] = torch.tensor(tuple(lidar_bev.shape[-2:]))
         if self.keep_visuals:
             self._stash_visuals(volume, imgs_raw, infos[0])
         return losses
+
+    @staticmethod
+    def _ori_hw(meta: dict) -> Tuple[int, int]:
+        shape = meta.get('ori_shape')
+        if shape is None:
+            raise KeyError("camera rays: data sample meta lacks 'ori_shape' (the original image (H, W)); add "
+                           "'ori_shape' to Pack3DDetInputs.meta_keys of the pre-training pipeline")
+        shape = shape[0] if isinstance(shape, (list, tuple)) and isinstance(shape[0], (list, tuple)) else shape
+        return int(shape[0]), int(shape[1])
+
+    def prototype_cells(self, lidar_bev: Tensor, masked_points: Sequence[Tensor]):
+        """The BEV cells of each sample that enter the prototype losses, and their ``proto_*`` figures.
+
+        Cells hold keyframe points that survived the LiDAR masking (the LiDAR encoder saw them) and have a
+        non-zero LiDAR BEV feature; at most ``proto_max_cells`` per sample.
+
+        Returns:
+            list of B (ix, iy) index pairs, and a dict with ``proto_zero_lidar_share`` (share of the candidate
+            cells whose LiDAR BEV was exactly zero, dropped) and ``proto_cells`` (cells per sample).
+        """
+        grid = tuple(lidar_bev.shape[-2:])
+        cells, n_cand, n_zero, n_used = [], 0, 0, 0
+        with torch.no_grad():
+            nonzero = lidar_bev.detach().abs().sum(1) > 0  # (B, X, Y)
+        for b, pts in enumerate(masked_points):
+            ix, iy = self.occupied_cells(self.keyframe_points(pts.float()), grid, limit=None)
+            ok = nonzero[b, ix, iy]
+            n_cand += ix.numel()
+            n_zero += int((~ok).sum())
+            ix, iy = ix[ok], iy[ok]
+            if ix.numel() > self.proto_max_cells:
+                keep = torch.randperm(ix.numel(), device='cpu')[:self.proto_max_cells].to(ix.device)
+                ix, iy = ix[keep], iy[keep]
+            n_used += ix.numel()
+            cells.append((ix, iy))
+        ref = lidar_bev.new_zeros(())
+        figures = dict(proto_zero_lidar_share=ref + n_zero / max(n_cand, 1),
+                       proto_cells=ref + n_used / max(len(cells), 1))
+        return cells, figures
 
     def _stash_visuals(self, volume: Tensor, imgs_raw: Optional[Tensor], info: dict) -> None:
         vis = self.last_visuals

@@ -1,11 +1,25 @@
-"""Learnable prototypes with swapped assignment prediction between LiDAR and camera (CLAP, SPEC 4.5).
+"""Learnable prototypes with swapped assignment prediction between LiDAR and camera (CLAP, arXiv 2412.03059,
+Sec. 3.3, Eq. 14-18).
 
 P~ = normalise(proj_L(P)), I~ = normalise(proj_C(I)) per BEV cell, S_P = P~ K^T, S_I = I~ K^T with
 row-normalised prototypes K. Codes Q_P, Q_I by Sinkhorn-Knopp on the detached scores (global batch).
 L_swap = -mean[Q_I . log softmax(S_P / tau) + Q_P . log softmax(S_I / tau)];
-L_EM = -mean sum softmax(S / tau_em) log softmax(S / tau_em) over both modalities (assignment certainty).
-The detached embeddings of the last call are kept in ``last_embeddings`` for the prototype EM hook.
+L_EM = -mean sum softmax(S / tau_em) log softmax(S / tau_em) over both modalities (assignment certainty: the
+paper's M-step, a loss; its E-step is the softmax).
+
+The prototypes are learned by the gradients of L_swap, L_EM and the Gram term alone (one owner); the EM hook
+only re-normalises them, freezes them (``freeze_prototypes``: their gradient is dropped) and re-seeds dead
+ones. Temperature: on cosine scores in [-1, 1] a temperature of 1 (the paper's value) lets each direction's
+cross-entropy move only between about ln N_K - 1 and ln N_K nats, so the swap gradient is weak; SwAV's 0.1
+gives the term its full range. Both are config values.
+
+Besides the losses, :meth:`forward` returns figures that a collapse cannot hide (hard assignments, not soft
+averages): ``proto_hard_ppl_lidar`` / ``proto_hard_ppl_camera`` (perplexity of the argmax prototype over the
+cells), ``proto_swap_agree`` (share of cells whose argmax LiDAR score names the argmax of the camera codes,
+and vice versa), ``proto_swap_chance`` (the agreement two independent assignments with these marginals would
+reach) and ``proto_cos_offdiag`` (mean off-diagonal cosine of the prototypes).
 """
+from dataclasses import dataclass
 from typing import Dict, List, Optional, Union
 
 import torch
@@ -14,7 +28,55 @@ from mmdet3d.registry import MODELS
 from mmengine.model import BaseModule
 from torch import Tensor, nn
 
+from .gram_regularizer import gram_off_diagonal_mean
 from .sinkhorn import sinkhorn_knopp
+
+
+def hard_perplexity(assign: Tensor, num_prototypes: int) -> Tensor:
+    """exp(entropy) of the histogram of (M,) argmax assignments over ``num_prototypes`` (1 .. N_K)."""
+    if assign.numel() == 0:
+        return torch.ones((), device=assign.device)
+    p = torch.bincount(assign, minlength=num_prototypes).float() / assign.numel()
+    return torch.exp(-(p * p.clamp(min=1e-12).log()).sum())
+
+
+@dataclass
+class PrototypeTerms:
+    """What one call of the prototype losses produced: weighted losses, detached figures and assignments."""
+    loss_swap: Tensor
+    loss_em: Tensor
+    figures: Dict[str, Tensor]
+    assignments: Dict[str, Tensor]  # (M,) argmax prototype per modality
+
+
+def prototype_terms(emb_lidar: Tensor, emb_camera: Tensor, prototypes: Tensor, temperature: float,
+                    em_temperature: float, sinkhorn_epsilon: float = 0.05, sinkhorn_iterations: int = 3,
+                    loss_swap_weight: float = 1.0, loss_em_weight: float = 0.1) -> PrototypeTerms:
+    """Swap and EM losses of (M, d_K) unit embeddings of both modalities against (N_K, d_K) prototypes."""
+    protos = F.normalize(prototypes, dim=-1)
+    s_p = emb_lidar @ protos.t()
+    s_i = emb_camera @ protos.t()
+    q_p = sinkhorn_knopp(s_p, sinkhorn_epsilon, sinkhorn_iterations)
+    q_i = sinkhorn_knopp(s_i, sinkhorn_epsilon, sinkhorn_iterations)
+    swap = -((q_i * F.log_softmax(s_p / temperature, dim=-1)).sum(-1)
+             + (q_p * F.log_softmax(s_i / temperature, dim=-1)).sum(-1)).mean()
+
+    def entropy(s: Tensor) -> Tensor:
+        logp = F.log_softmax(s / em_temperature, dim=-1)
+        return -(logp.exp() * logp).sum(-1).mean()
+
+    em = 0.5 * (entropy(s_p) + entropy(s_i))
+    with torch.no_grad():
+        n_k = protos.shape[0]
+        a_p, a_i = s_p.argmax(-1), s_i.argmax(-1)
+        agree = 0.5 * ((a_p == q_i.argmax(-1)).float().mean() + (a_i == q_p.argmax(-1)).float().mean())
+        f_p = torch.bincount(a_p, minlength=n_k).float() / max(a_p.numel(), 1)
+        f_i = torch.bincount(a_i, minlength=n_k).float() / max(a_i.numel(), 1)
+        figures = dict(proto_hard_ppl_lidar=hard_perplexity(a_p, n_k), proto_hard_ppl_camera=hard_perplexity(a_i, n_k),
+                       proto_swap_agree=agree, proto_swap_chance=(f_p * f_i).sum(),
+                       proto_cos_offdiag=gram_off_diagonal_mean(protos.detach()))
+    return PrototypeTerms(loss_swap=loss_swap_weight * swap, loss_em=loss_em_weight * em, figures=figures,
+                          assignments=dict(lidar=a_p, camera=a_i))
 
 
 def _projection_mlp(in_channels: int, hidden: int, out_channels: int, layers: int) -> nn.Sequential:
@@ -40,7 +102,7 @@ class SwappedPrototypeLoss(BaseModule):
         num_prototypes: N_K (512).
         hidden_channels: hidden width of the projection MLPs.
         proj_layers: linear layers of each projection MLP.
-        temperature: tau of the swapped prediction (paper 1.0; SwAV 0.1).
+        temperature: tau of the swapped prediction (paper 1.0; SwAV 0.1, see the module docstring).
         em_temperature: temperature of the soft assignments of the EM certainty term (default ``temperature``).
         sinkhorn_epsilon: epsilon of Q ~ exp(S / epsilon) (0.05).
         sinkhorn_iterations: Sinkhorn iterations (3).
@@ -67,6 +129,12 @@ class SwappedPrototypeLoss(BaseModule):
         self.loss_swap_weight = float(loss_swap_weight)
         self.loss_em_weight = float(loss_em_weight)
         self.last_embeddings: Dict[str, Tensor] = {}
+        self.last_assignments: Dict[str, Tensor] = {}
+        self.freeze_prototypes = False  # set by the EM hook: the prototypes then get no gradient
+
+    def prototype_matrix(self) -> Tensor:
+        """(N_K, d_K) prototypes as the losses see them: detached while frozen."""
+        return self.prototypes.detach() if self.freeze_prototypes else self.prototypes
 
     def embed(self, lidar_feats: Tensor, camera_feats: Tensor) -> Dict[str, Tensor]:
         """(M, C_L), (M, C_I) paired cell features -> unit embeddings ``lidar``, ``camera`` (M, d_K)."""
@@ -77,7 +145,7 @@ class SwappedPrototypeLoss(BaseModule):
                     camera=F.normalize(self.camera_proj(camera_feats), dim=-1))
 
     def forward(self, lidar_feats: Tensor, camera_feats: Tensor) -> Dict[str, Tensor]:
-        """Losses ``loss_swap`` and ``loss_em`` (weighted) of M paired cells.
+        """Losses ``loss_swap``, ``loss_em`` (weighted) and the ``proto_*`` figures of M paired cells.
 
         Args:
             lidar_feats: (M, C_L) LiDAR BEV features of the selected cells.
@@ -85,17 +153,8 @@ class SwappedPrototypeLoss(BaseModule):
         """
         emb = self.embed(lidar_feats, camera_feats)
         self.last_embeddings = {k: v.detach() for k, v in emb.items()}
-        protos = F.normalize(self.prototypes, dim=-1)
-        s_p = emb['lidar'] @ protos.t()
-        s_i = emb['camera'] @ protos.t()
-        q_p = sinkhorn_knopp(s_p, self.sinkhorn_epsilon, self.sinkhorn_iterations)
-        q_i = sinkhorn_knopp(s_i, self.sinkhorn_epsilon, self.sinkhorn_iterations)
-        swap = -((q_i * F.log_softmax(s_p / self.temperature, dim=-1)).sum(-1)
-                 + (q_p * F.log_softmax(s_i / self.temperature, dim=-1)).sum(-1)).mean()
-
-        def entropy(s: Tensor) -> Tensor:
-            logp = F.log_softmax(s / self.em_temperature, dim=-1)
-            return -(logp.exp() * logp).sum(-1).mean()
-
-        em = 0.5 * (entropy(s_p) + entropy(s_i))
-        return dict(loss_swap=self.loss_swap_weight * swap, loss_em=self.loss_em_weight * em)
+        terms = prototype_terms(emb['lidar'], emb['camera'], self.prototype_matrix(), self.temperature,
+                                self.em_temperature, self.sinkhorn_epsilon, self.sinkhorn_iterations,
+                                self.loss_swap_weight, self.loss_em_weight)
+        self.last_assignments = terms.assignments
+        return dict(loss_swap=terms.loss_swap, loss_em=terms.loss_em, **terms.figures)

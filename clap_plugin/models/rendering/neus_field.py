@@ -94,13 +94,15 @@ class VolumeSDFField:
         self.mlps = mlps
         self.volume = volume if volume.dim() == 5 else volume.unsqueeze(0)
         self.table = volume_to_table(self.volume)  # channels-last copy, made once per field
-        pcr = torch.as_tensor(point_cloud_range, dtype=volume.dtype, device=volume.device)
-        self.box_min, self.box_max = pcr[:3], pcr[3:]
+        pcr = [float(v) for v in point_cloud_range]
+        # world -> [-1, 1] grid coordinates as Python scalars per axis (no host -> device copy per field)
+        self._grid_scale = [2.0 / (pcr[3 + i] - pcr[i]) for i in range(3)]
+        self._grid_offset = [-1.0 - pcr[i] * self._grid_scale[i] for i in range(3)]
         self.coord_scale = float(coord_scale)
 
     def query(self, points: Tensor) -> Tuple[Tensor, Tensor]:
         """(N, 3) world points -> SDF (N,) in normalised units and f_geo (N, G)."""
-        grid = (points - self.box_min) / (self.box_max - self.box_min) * 2.0 - 1.0
+        grid = torch.stack([points[:, i] * self._grid_scale[i] + self._grid_offset[i] for i in range(3)], dim=-1)
         feats = trilinear_from_table(self.table, grid.unsqueeze(0))[0]
         return self.mlps.geometry(points * self.coord_scale, feats)
 

@@ -1,9 +1,15 @@
 """CLAP rendering head: NeuS volume rendering of LiDAR and camera rays from a 3D feature volume.
 
-Loss (SPEC 4.3): L_rend = mean_L(w_L |r - r~| + w_sur |s(hit)|) + w_C mean_C |c - c~|.
+Loss (CLAP, arXiv 2412.03059, Sec. 3; weights as in UniPAD's code):
+L_rend = mean_L(w_L |r - r~| + w_sur |s(hit)|) + w_C mean_C |c - c~|, with every geometric term in the frame
+normalised by ``coord_scale`` (1/54): ranges, SDF values and coordinates alike, so that the paper's weights
+w_L : w_sur : w_C = 2 : 0.1 : 0.1 balance what they say.
+
 Rays are rendered in chunks of ``ray_chunk_size``; while gradients are enabled each chunk is
 gradient-checkpointed, so the memory of forward + backward is bounded by the chunk size, not by the number
-of rays (only the per-ray outputs are kept for all rays).
+of rays (only the per-ray outputs are kept for all rays). The along-ray samples are drawn (no grad) before
+the checkpointed region, so that they are not recomputed. Rays without a colour target (LiDAR rays, invalid
+pixels) are rendered geometry-only: no colour MLP, no SDF-gradient graph and so no double backward.
 """
 from typing import Dict, List, Optional, Sequence, Union
 
@@ -15,7 +21,7 @@ from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
 from .neus_field import NeuSFieldMLPs, VolumeSDFField
-from .neus_volume_renderer import ray_box_intersection, render_rays
+from .neus_volume_renderer import ray_box_intersection, render_rays, sample_along_rays
 
 RayBatch = Dict[str, Tensor]
 
@@ -37,6 +43,8 @@ class CLAPRenderingHead(BaseModule):
         num_stratified, num_importance, up_sample_steps, base_up_sharpness: ray sampling (72 + 24).
         near: start of every ray (metres).
         init_sharpness: initial value of the learnable sharpness h of Phi(x) = sigmoid(h x).
+        sharpness_scale: h = exp(sharpness_scale * v) with v the learnable parameter (NeuS and UniPAD use
+            exp(10 v)): AdamW moves v by about lr per step, so the scale sets how fast h can move.
         background_color: colour of the residual transmittance (None: no background term).
         ray_chunk_size: rays rendered at once; bounds the memory.
         checkpoint_chunks: recompute each chunk in backward instead of storing its graph.
@@ -46,7 +54,7 @@ class CLAPRenderingHead(BaseModule):
     def __init__(self, in_channels: int, point_cloud_range: Sequence[float] = (-54, -54, -5, 54, 54, 3),
                  coord_scale: float = 1.0 / 54, field: Optional[dict] = None, num_stratified: int = 72,
                  num_importance: int = 24, up_sample_steps: int = 4, base_up_sharpness: float = 64.0,
-                 near: float = 1.0, init_sharpness: float = 20.0,
+                 near: float = 1.0, init_sharpness: float = 20.0, sharpness_scale: float = 10.0,
                  background_color: Optional[Sequence[float]] = (0.0, 0.0, 0.0), ray_chunk_size: int = 4096,
                  checkpoint_chunks: bool = True, loss_range_weight: float = 2.0,
                  loss_surface_weight: float = 0.1, loss_rgb_weight: float = 0.1,
@@ -60,6 +68,8 @@ class CLAPRenderingHead(BaseModule):
             raise ValueError(f'ray_chunk_size must be >= 1, got {ray_chunk_size}')
         if init_sharpness <= 0:
             raise ValueError(f'init_sharpness must be > 0, got {init_sharpness}')
+        if sharpness_scale <= 0:
+            raise ValueError(f'sharpness_scale must be > 0, got {sharpness_scale}')
         self.mlps = NeuSFieldMLPs(in_channels, **(field or {}))
         self.point_cloud_range = [float(v) for v in point_cloud_range]
         self.coord_scale = float(coord_scale)
@@ -68,7 +78,8 @@ class CLAPRenderingHead(BaseModule):
         self.up_sample_steps = int(up_sample_steps)
         self.base_up_sharpness = float(base_up_sharpness)
         self.near = float(near)
-        self.log_sharpness = nn.Parameter(torch.tensor(math.log(init_sharpness)))
+        self.sharpness_scale = float(sharpness_scale)
+        self.sharpness_v = nn.Parameter(torch.tensor(math.log(init_sharpness) / self.sharpness_scale))
         self.background_color = None if background_color is None else [float(c) for c in background_color]
         self.ray_chunk_size = int(ray_chunk_size)
         self.checkpoint_chunks = bool(checkpoint_chunks)
@@ -79,7 +90,7 @@ class CLAPRenderingHead(BaseModule):
     @property
     def sharpness(self) -> Tensor:
         """Current sharpness h (scalar tensor)."""
-        return self.log_sharpness.exp()
+        return (self.sharpness_v * self.sharpness_scale).exp()
 
     def field(self, volume: Tensor) -> VolumeSDFField:
         """The field of one sample: ``volume`` (C, Z, H, W) or (1, C, Z, H, W)."""
@@ -98,7 +109,6 @@ class CLAPRenderingHead(BaseModule):
         if o.shape != d.shape:
             raise ValueError(f'origins {tuple(o.shape)} and directions {tuple(d.shape)} differ in shape')
         d = d / d.norm(dim=-1, keepdim=True).clamp(min=1e-12)
-        pcr = torch.tensor(self.point_cloud_range, device=device, dtype=dtype)
         if 'near' in rays:
             near = rays['near'].to(device=device, dtype=dtype).reshape(-1)
         else:
@@ -106,21 +116,42 @@ class CLAPRenderingHead(BaseModule):
         if 'far' in rays:
             far = rays['far'].to(device=device, dtype=dtype).reshape(-1)
         else:
-            far = ray_box_intersection(o, d, pcr[:3], pcr[3:])[1]
+            far = ray_box_intersection(o, d, self.point_cloud_range[:3], self.point_cloud_range[3:])[1]
         far = torch.maximum(far, near + 1e-3)
         return dict(origins=o, directions=d, near=near, far=far)
 
-    def _render_chunk(self, volume: Tensor, o: Tensor, d: Tensor, near: Tensor, far: Tensor,
-                      hit: Optional[Tensor]) -> tuple:
+    def _render_chunk(self, volume: Tensor, o: Tensor, d: Tensor, near: Tensor, far: Tensor, t: Tensor,
+                      hit: Optional[Tensor], with_color: bool) -> tuple:
         field = self.field(volume)
-        out = render_rays(field, o, d, near, far, self.sharpness, self.num_stratified, self.num_importance,
-                          self.up_sample_steps, self.base_up_sharpness, perturb=self.training,
-                          background_color=self.background_color)
+        out = render_rays(field, o, d, near, far, self.sharpness, background_color=self.background_color,
+                          with_color=with_color, t=t)
         hit_sdf = field.query(hit)[0] if hit is not None else o.new_zeros(0)
         return out['range'], out['rgb'], out['acc'], out['weights'], hit_sdf
 
+    def _render_group(self, volume: Tensor, r: Dict[str, Tensor], hit_points: Optional[Tensor],
+                      with_color: bool) -> List[Tensor]:
+        """Chunked rendering of one group of rays (all with or all without colour)."""
+        n = r['origins'].shape[0]
+        with torch.no_grad():
+            sampling_field = self.field(volume.detach())
+            t_all = [sample_along_rays(sampling_field, r['origins'][s:s + self.ray_chunk_size],
+                                       r['directions'][s:s + self.ray_chunk_size],
+                                       r['near'][s:s + self.ray_chunk_size], r['far'][s:s + self.ray_chunk_size],
+                                       self.num_stratified, self.num_importance, self.up_sample_steps,
+                                       self.base_up_sharpness, self.training)
+                     for s in range(0, n, self.ray_chunk_size)]
+        use_ckpt = self.checkpoint_chunks and torch.is_grad_enabled()
+        outs = []
+        for i, s in enumerate(range(0, n, self.ray_chunk_size)):
+            sl = slice(s, s + self.ray_chunk_size)
+            args = (volume, r['origins'][sl], r['directions'][sl], r['near'][sl], r['far'][sl], t_all[i],
+                    None if hit_points is None else hit_points[sl], with_color)
+            outs.append(checkpoint(self._render_chunk, *args, use_reentrant=False) if use_ckpt
+                        else self._render_chunk(*args))
+        return [torch.cat([o[k] for o in outs]) for k in range(5)]
+
     def render(self, volume: Tensor, rays: RayBatch, hit_points: Optional[Tensor] = None,
-               return_weights: bool = False) -> Dict[str, Tensor]:
+               return_weights: bool = False, color_mask: Optional[Tensor] = None) -> Dict[str, Tensor]:
         """Render the rays of one sample in chunks.
 
         Args:
@@ -128,6 +159,8 @@ class CLAPRenderingHead(BaseModule):
             rays: ray dict (see class docstring).
             hit_points: optional (R, 3) points whose SDF is also returned (``hit_sdf``).
             return_weights: also return the (R, M-1) sample weights.
+            color_mask: optional (R,) bool, the rays whose colour is rendered (default: all); the others are
+                rendered geometry-only and get ``rgb`` 0.
 
         Returns:
             dict with ``range`` (R,), ``rgb`` (R, 3), ``acc`` (R,), optionally ``hit_sdf`` (R,), ``weights``.
@@ -142,25 +175,32 @@ class CLAPRenderingHead(BaseModule):
             if hit_points is not None:
                 result['hit_sdf'] = empty
             return result
-        use_ckpt = self.checkpoint_chunks and torch.is_grad_enabled()
-        outs = []
-        for s in range(0, n, self.ray_chunk_size):
-            sl = slice(s, s + self.ray_chunk_size)
-            args = (volume, r['origins'][sl], r['directions'][sl], r['near'][sl], r['far'][sl],
-                    None if hit_points is None else hit_points[sl])
-            if use_ckpt:
-                res = checkpoint(self._render_chunk, *args, use_reentrant=False)
-            else:
-                res = self._render_chunk(*args)
-            if not return_weights:
-                res = res[:3] + (None, ) + res[4:]
-            outs.append(res)
-        result = dict(range=torch.cat([o[0] for o in outs]), rgb=torch.cat([o[1] for o in outs]),
-                      acc=torch.cat([o[2] for o in outs]))
+        if color_mask is None:
+            groups = [(None, True)]
+        else:
+            color_mask = color_mask.to(device=volume.device, dtype=torch.bool).reshape(-1)
+            if color_mask.shape[0] != n:
+                raise ValueError(f'color_mask has {color_mask.shape[0]} entries for {n} rays')
+            groups = [(torch.nonzero(~color_mask)[:, 0], False), (torch.nonzero(color_mask)[:, 0], True)]
+        parts, order = [], []
+        for idx, with_color in groups:
+            if idx is not None and idx.numel() == 0:
+                continue
+            sub = r if idx is None else {k: v[idx] for k, v in r.items()}
+            hit = hit_points if idx is None or hit_points is None else hit_points[idx]
+            parts.append(self._render_group(volume, sub, hit, with_color))
+            if idx is not None:
+                order.append(idx)
+        cat = [torch.cat([p[k] for p in parts]) for k in range(5)]
+        if order:  # back to the input order (a differentiable gather)
+            inverse = torch.empty(n, dtype=torch.long, device=volume.device)
+            inverse[torch.cat(order)] = torch.arange(n, device=volume.device)
+            cat = [c[inverse] if c.numel() else c for c in cat]
+        result = dict(range=cat[0], rgb=cat[1], acc=cat[2])
         if return_weights:
-            result['weights'] = torch.cat([o[3] for o in outs])
+            result['weights'] = cat[3]
         if hit_points is not None:
-            result['hit_sdf'] = torch.cat([o[4] for o in outs])
+            result['hit_sdf'] = cat[4]
         return result
 
     def forward(self, volume: Tensor, rays: List[RayBatch]) -> List[Dict[str, Tensor]]:
@@ -189,12 +229,16 @@ class CLAPRenderingHead(BaseModule):
                 # invalid targets may be NaN: zero them so that no NaN reaches the (masked) gradients
                 target_r = torch.where(r_mask, rb['range'].to(volume).reshape(-1), 0.0)
                 hit = prep['origins'] + prep['directions'] * target_r[:, None]
-            out = self.render(volume[b:b + 1], rb, hit_points=hit)
-            if 'range' in rb:
-                range_err.append((out['range'] - target_r).abs()[r_mask])
-                surf_err.append(out['hit_sdf'].abs()[r_mask])
+            c_mask = None
             if 'rgb' in rb:
                 c_mask = rb.get('rgb_mask', torch.ones(n, dtype=torch.bool)).to(volume.device).reshape(-1)
+            out = self.render(volume[b:b + 1], rb, hit_points=hit,
+                              color_mask=c_mask if c_mask is not None else torch.zeros(n, dtype=torch.bool))
+            if 'range' in rb:
+                # normalised frame: range errors in units of coord_scale (metres / 54), like the SDF
+                range_err.append((out['range'] - target_r).abs()[r_mask] * self.coord_scale)
+                surf_err.append(out['hit_sdf'].abs()[r_mask])
+            if c_mask is not None:
                 target_c = torch.where(c_mask[:, None], rb['rgb'].to(volume).reshape(-1, 3), 0.0)
                 rgb_err.append((out['rgb'] - target_c).abs().mean(dim=-1)[c_mask])
         # keeps every parameter in the graph when a term has no rays (DDP needs all gradients)

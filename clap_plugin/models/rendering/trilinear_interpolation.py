@@ -29,21 +29,21 @@ def trilinear_from_table(table: Tensor, grid: Tensor) -> Tensor:
         raise ValueError(f'grid must be (B, N, 3) with B={table.shape[0]}, got shape {tuple(grid.shape)}')
     b, z, h, w, c = table.shape
     n = grid.shape[1]
-    sizes = grid.new_tensor([w, h, z])
-    # align_corners=False: index = ((g + 1) * size - 1) / 2, then border clamp
-    idx = ((grid + 1.0) * sizes - 1.0) * 0.5
-    idx = torch.minimum(torch.clamp(idx, min=0.0), sizes - 1.0)
-    base = torch.floor(idx.detach())
-    base = torch.minimum(base, (sizes - 2.0).clamp(min=0.0))  # keep base + 1 inside (frac may reach 1)
-    frac = idx - base  # (B, N, 3), carries the gradient
-    base = base.long()
-    upper = torch.minimum(base + 1, torch.tensor([w - 1, h - 1, z - 1], device=grid.device))
+    # Per-axis arithmetic with Python-scalar bounds: no small host -> device tensor (a stream sync on CUDA)
+    # per call. align_corners=False: index = ((g + 1) * size - 1) / 2, then border clamp.
+    corners, fracs = [], []
+    for axis, size in enumerate((w, h, z)):
+        idx = (((grid[..., axis] + 1.0) * size - 1.0) * 0.5).clamp(min=0.0, max=float(size - 1))
+        base = torch.floor(idx.detach()).clamp(max=float(max(size - 2, 0)))  # keep base + 1 inside
+        fracs.append(idx - base)  # (B, N), carries the gradient
+        base = base.long()
+        corners.append(torch.stack([base, (base + 1).clamp(max=size - 1)], dim=-1))  # (B, N, 2)
+    ix, iy, iz = corners
+    frac = torch.stack(fracs, dim=-1)  # (B, N, 3)
     # corner order (dx, dy, dz) in {0,1}^3, dx slowest
-    ix = torch.stack([base[..., 0], upper[..., 0]], dim=-1)  # (B, N, 2)
-    iy = torch.stack([base[..., 1], upper[..., 1]], dim=-1)
-    iz = torch.stack([base[..., 2], upper[..., 2]], dim=-1)
     lin = (iz[..., None, None, :] * h + iy[..., None, :, None]) * w + ix[..., :, None, None]  # (B, N, 2, 2, 2)
-    lin = lin + torch.arange(b, device=grid.device).view(b, 1, 1, 1, 1) * (z * h * w)
+    if b > 1:
+        lin = lin + torch.arange(b, device=grid.device).view(b, 1, 1, 1, 1) * (z * h * w)
     wx = torch.stack([1.0 - frac[..., 0], frac[..., 0]], dim=-1)
     wy = torch.stack([1.0 - frac[..., 1], frac[..., 1]], dim=-1)
     wz = torch.stack([1.0 - frac[..., 2], frac[..., 2]], dim=-1)

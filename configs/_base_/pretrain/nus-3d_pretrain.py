@@ -19,7 +19,7 @@ pretrain_data_prefix = dict(
     CAM_BACK_LEFT='samples/CAM_BACK_LEFT')
 pretrain_meta_keys = [
     'cam2img', 'lidar2cam', 'lidar2img', 'cam2lidar', 'img_aug_matrix', 'lidar_aug_matrix', 'sample_idx',
-    'lidar_path', 'img_path', 'num_pts_feats', 'num_views', 'box_type_3d'
+    'lidar_path', 'img_path', 'num_pts_feats', 'num_views', 'box_type_3d', 'ori_shape'
 ]
 train_pipeline = [
     dict(type='CLAPLoadMultiViewImageFromFiles', to_float32=True, color_type='color', backend_args=backend_args),
