@@ -150,17 +150,16 @@ def prototype_and_curvature_figures(model, data: dict, boxes: Sequence[Tensor], 
     volume = model.volume_lifter(bev['fused_bev'])
     if model.prototype_loss is not None:
         pl = model.prototype_loss
-        grid = tuple(bev['lidar_bev'].shape[-2:])
-        nonzero = bev['lidar_bev'].abs().sum(1) > 0
-        for b, pts in enumerate(masked):
-            ix, iy = model.occupied_cells(model.keyframe_points(pts.float()), grid, limit=None)
-            ok = nonzero[b, ix, iy]
-            probe.zero_cells += int((~ok).sum())
+        lidar_bev = bev['lidar_bev']
+        nonzero = lidar_bev.abs().sum(1) > 0
+        cells, _ = model.prototype_cells(lidar_bev, masked, points)
+        for b, (ix, iy) in enumerate(cells):
+            # the naive check: the cells handed to the losses, looked up again in the LiDAR BEV
+            probe.zero_cells += int((~nonzero[b, ix, iy]).sum())
             probe.cells += ix.numel()
-            ix, iy = ix[ok], iy[ok]
-            if ix.numel() == 0:
+            if ix.numel() < 2:
                 continue
-            emb = pl.embed(bev['lidar_bev'][b, :, ix, iy].t(), bev['camera_bev'][b, :, ix, iy].t())
+            emb = pl.embed(lidar_bev[b, :, ix, iy].t(), bev['camera_bev'][b, :, ix, iy].t())
             protos = F.normalize(pl.prototypes, dim=-1)
             s_p, s_i = emb['lidar'] @ protos.t(), emb['camera'] @ protos.t()
             q_p = sinkhorn_knopp(s_p, pl.sinkhorn_epsilon, pl.sinkhorn_iterations)

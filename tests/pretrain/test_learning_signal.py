@@ -94,8 +94,13 @@ def test_prototype_cells_carry_lidar_features(tiny, monkeypatch):
     losses = model.loss(data['inputs'], data['data_samples'])
     assert seen['lidar'].shape[0] > 0
     assert bool((seen['lidar'].abs().sum(dim=1) > 0).all()), 'a prototype cell has an all-zero LiDAR feature'
-    # candidate cells hold points that survived the masking: almost none of them has a zero LiDAR BEV
-    assert float(losses['proto_zero_lidar_share']) <= 0.05
+    assert float(losses['proto_zero_lidar_share']) == 0.0
+    assert losses['proto_cells'] >= 20
+    # cells of the points that survived the masking almost never have a zero LiDAR BEV
+    model.proto_cells_from = 'visible'
+    visible = model.loss(data['inputs'], data['data_samples'])
+    assert float(visible['proto_dropped_share']) <= 0.05
+    assert bool((seen['lidar'].abs().sum(dim=1) > 0).all())
     for key in ('proto_hard_ppl_lidar', 'proto_hard_ppl_camera', 'proto_swap_agree', 'proto_swap_chance',
                 'proto_cos_offdiag'):
         assert key in losses and torch.isfinite(losses[key]), key

@@ -66,8 +66,12 @@ class CLAPPretrainer(CLAPBEVFusion):
         pixels_through_points: draw camera pixels uniformly among those where LiDAR points project
             (UniPAD's camera rays) instead of from the sampler's maps (uniform in warm-up, curvature after).
         camera_range_targets: give camera rays range targets from projected LiDAR points.
-        proto_max_cells: at most this many BEV cells per sample enter the prototype losses: cells that hold
-            keyframe points which survived the LiDAR masking, and whose LiDAR BEV feature is not zero.
+        proto_max_cells: at most this many BEV cells per sample enter the prototype losses (see
+            ``proto_cells_from``); a cell whose LiDAR BEV feature is exactly zero never enters.
+        proto_cells_from: ``'occupied'`` (default): cells holding keyframe points (masked or not) whose LiDAR
+            BEV is non-zero, i.e. real surfaces that the LiDAR encoder reached from the visible points around
+            them; ``'visible'``: only cells holding points that survived the masking (about 1 / 10 as many,
+            too few for the Sinkhorn equipartition at small batches).
         sky_rgb: ``'drop'`` (default) removes the RGB target of camera rays with no LiDAR return that leave the
             scene box through its top face; ``'keep'`` supervises them (against the black background).
         keyframe_dim: column of the points holding the sweep time lag (0 on the keyframe), or None when all
@@ -81,7 +85,8 @@ class CLAPPretrainer(CLAPBEVFusion):
                  mask_block_size: Sequence[float] = (0.6, 0.6), image_patch_size: int = 32,
                  render_lidar: bool = True, render_camera: bool = True, pixels_through_points: bool = False,
                  camera_range_targets: bool = True, proto_max_cells: int = 1024,
-                 keyframe_dim: Optional[int] = 4, sky_rgb: str = 'drop', **kwargs) -> None:
+                 keyframe_dim: Optional[int] = 4, sky_rgb: str = 'drop', proto_cells_from: str = 'occupied',
+                 **kwargs) -> None:
         if kwargs.get('bbox_head') is not None:
             raise ValueError('CLAPPretrainer is label-free: bbox_head must be None')
         super().__init__(**kwargs)
@@ -111,6 +116,9 @@ class CLAPPretrainer(CLAPBEVFusion):
         if sky_rgb not in ('drop', 'keep'):
             raise ValueError(f"sky_rgb must be 'drop' or 'keep', got {sky_rgb!r}")
         self.sky_rgb = sky_rgb
+        if proto_cells_from not in ('occupied', 'visible'):
+            raise ValueError(f"proto_cells_from must be 'occupied' or 'visible', got {proto_cells_from!r}")
+        self.proto_cells_from = proto_cells_from
         self.keep_visuals = False  # set by the visualisation hook
         self.last_visuals: Dict[str, Tensor] = {}
 
@@ -257,7 +265,7 @@ class CLAPPretrainer(CLAPBEVFusion):
 
         losses, infos = self.render_losses(volume, points, imgs_raw, cams, ori_hw)
         if self.prototype_loss is not None:
-            cells, figures = self.prototype_cells(bev['lidar_bev'], masked_points)
+            cells, figures = self.prototype_cells(bev['lidar_bev'], masked_points, points)
             lidar_bev, camera_bev = bev['lidar_bev'], bev['camera_bev']
             lf = [lidar_bev[b, :, ix, iy].t() for b, (ix, iy) in enumerate(cells)]
             cf = [camera_bev[b, :, ix, iy].t() for b, (ix, iy) in enumerate(cells)]
@@ -281,33 +289,39 @@ class CLAPPretrainer(CLAPBEVFusion):
         shape = shape[0] if isinstance(shape, (list, tuple)) and isinstance(shape[0], (list, tuple)) else shape
         return int(shape[0]), int(shape[1])
 
-    def prototype_cells(self, lidar_bev: Tensor, masked_points: Sequence[Tensor]):
+    def prototype_cells(self, lidar_bev: Tensor, masked_points: Sequence[Tensor], points: Sequence[Tensor]):
         """The BEV cells of each sample that enter the prototype losses, and their ``proto_*`` figures.
 
-        Cells hold keyframe points that survived the LiDAR masking (the LiDAR encoder saw them) and have a
-        non-zero LiDAR BEV feature; at most ``proto_max_cells`` per sample.
+        Candidates are the cells holding keyframe points (``proto_cells_from='occupied'``: all of them;
+        ``'visible'``: those of the points that survived the masking); a candidate whose LiDAR BEV feature is
+        exactly zero (the encoder never reached it) is dropped; at most ``proto_max_cells`` per sample remain.
 
         Returns:
-            list of B (ix, iy) index pairs, and a dict with ``proto_zero_lidar_share`` (share of the candidate
-            cells whose LiDAR BEV was exactly zero, dropped) and ``proto_cells`` (cells per sample).
+            list of B (ix, iy) index pairs, and a dict with ``proto_zero_lidar_share`` (share of the cells
+            entering the losses whose LiDAR BEV is zero: 0 unless the selection is broken),
+            ``proto_dropped_share`` (share of the candidates dropped for a zero LiDAR BEV) and ``proto_cells``
+            (cells per sample).
         """
         grid = tuple(lidar_bev.shape[-2:])
-        cells, n_cand, n_zero, n_used = [], 0, 0, 0
+        source = masked_points if self.proto_cells_from == 'visible' else points
+        cells, n_cand, n_drop, n_used, n_zero = [], 0, 0, 0, 0
         with torch.no_grad():
             nonzero = lidar_bev.detach().abs().sum(1) > 0  # (B, X, Y)
-        for b, pts in enumerate(masked_points):
+        for b, pts in enumerate(source):
             ix, iy = self.occupied_cells(self.keyframe_points(pts.float()), grid, limit=None)
             ok = nonzero[b, ix, iy]
             n_cand += ix.numel()
-            n_zero += int((~ok).sum())
+            n_drop += int((~ok).sum())
             ix, iy = ix[ok], iy[ok]
             if ix.numel() > self.proto_max_cells:
                 keep = torch.randperm(ix.numel(), device='cpu')[:self.proto_max_cells].to(ix.device)
                 ix, iy = ix[keep], iy[keep]
             n_used += ix.numel()
+            n_zero += int((~nonzero[b, ix, iy]).sum())
             cells.append((ix, iy))
         ref = lidar_bev.new_zeros(())
-        figures = dict(proto_zero_lidar_share=ref + n_zero / max(n_cand, 1),
+        figures = dict(proto_zero_lidar_share=ref + n_zero / max(n_used, 1),
+                       proto_dropped_share=ref + n_drop / max(n_cand, 1),
                        proto_cells=ref + n_used / max(len(cells), 1))
         return cells, figures
 

@@ -79,7 +79,9 @@ def prototype_terms(emb_lidar: Tensor, emb_camera: Tensor, prototypes: Tensor, t
                           assignments=dict(lidar=a_p, camera=a_i))
 
 
-def _projection_mlp(in_channels: int, hidden: int, out_channels: int, layers: int) -> nn.Sequential:
+def _projection_mlp(in_channels: int, hidden: int, out_channels: int, layers: int,
+                    center: bool = False) -> nn.Sequential:
+    """Linear (-BN-ReLU-Linear)* projection; ``center`` appends a BN without affine (centred output)."""
     if layers < 1:
         raise ValueError(f'projection layers must be >= 1, got {layers}')
     dims = [in_channels] + [hidden] * (layers - 1) + [out_channels]
@@ -88,6 +90,8 @@ def _projection_mlp(in_channels: int, hidden: int, out_channels: int, layers: in
         mods.append(nn.Linear(dims[i], dims[i + 1]))
         if i < layers - 1:
             mods += [nn.BatchNorm1d(dims[i + 1]), nn.ReLU(inplace=True)]
+    if center:
+        mods.append(nn.BatchNorm1d(out_channels, affine=False))
     return nn.Sequential(*mods)
 
 
@@ -107,20 +111,27 @@ class SwappedPrototypeLoss(BaseModule):
         sinkhorn_epsilon: epsilon of Q ~ exp(S / epsilon) (0.05).
         sinkhorn_iterations: Sinkhorn iterations (3).
         loss_swap_weight, loss_em_weight: weights of L_swap (1.0) and L_EM (0.1).
+        center_embeddings: end each projection with a BN without affine parameters, so that the cells'
+            embeddings have no common mean before the L2 normalisation. BEV features after ReLUs share a
+            large mean component; on the unit sphere that puts every cell near one direction, so the
+            argmax assignments pile onto a few prototypes and any prototype seeded from the embeddings is
+            close to all others. Centring removes that component at every step (the paper does not
+            describe its projection heads; this is the project's choice).
     """
 
     def __init__(self, lidar_channels: int = 256, camera_channels: int = 80, embed_dim: int = 128,
                  num_prototypes: int = 512, hidden_channels: int = 256, proj_layers: int = 2,
                  temperature: float = 1.0, em_temperature: Optional[float] = None, sinkhorn_epsilon: float = 0.05,
                  sinkhorn_iterations: int = 3, loss_swap_weight: float = 1.0, loss_em_weight: float = 0.1,
-                 init_cfg: Optional[Union[dict, List[dict]]] = None) -> None:
+                 center_embeddings: bool = True, init_cfg: Optional[Union[dict, List[dict]]] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         if temperature <= 0:
             raise ValueError(f'temperature must be > 0, got {temperature}')
         if num_prototypes < 2:
             raise ValueError(f'num_prototypes must be >= 2, got {num_prototypes}')
-        self.lidar_proj = _projection_mlp(lidar_channels, hidden_channels, embed_dim, proj_layers)
-        self.camera_proj = _projection_mlp(camera_channels, hidden_channels, embed_dim, proj_layers)
+        self.lidar_proj = _projection_mlp(lidar_channels, hidden_channels, embed_dim, proj_layers, center_embeddings)
+        self.camera_proj = _projection_mlp(camera_channels, hidden_channels, embed_dim, proj_layers,
+                                           center_embeddings)
         self.prototypes = nn.Parameter(F.normalize(torch.randn(num_prototypes, embed_dim), dim=-1))
         self.temperature = float(temperature)
         self.em_temperature = float(em_temperature) if em_temperature is not None else self.temperature
