@@ -1,6 +1,7 @@
-"""Hooks: prototype EM schedule, pre-training pictures, cross-rank weight check."""
+"""Hooks: prototype EM schedule, pre-training pictures, cross-rank weight check, checkpoint load report."""
+from .checkpoint_report_hook import CheckpointLoadReportHook
 from .clap_visualization_hook import CLAPVisualizationHook
 from .prototype_em_hook import PrototypeEMHook
 from .rank_consistency_hook import RankConsistencyHook
 
-__all__ = ['CLAPVisualizationHook', 'PrototypeEMHook', 'RankConsistencyHook']
+__all__ = ['CheckpointLoadReportHook', 'CLAPVisualizationHook', 'PrototypeEMHook', 'RankConsistencyHook']
