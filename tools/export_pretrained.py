@@ -5,7 +5,8 @@
 Keeps the state-dict entries of the BEVFusion encoders (``img_backbone``, ``img_neck``, ``view_transform``,
 ``pts_voxel_encoder``, ``pts_middle_encoder``, ``fusion_layer``, ``pts_backbone``, ``pts_neck``), with their
 names unchanged and their per-module version metadata (which mmdet3d's spconv 2 loader reads to decide
-whether to permute sparse-conv kernels), so the file loads into clap_plugin's fine-tune configs and into mmdet3d's BEVFusion. Drops
+whether to permute sparse-conv kernels), so the file loads into clap_plugin's fine-tune configs and into
+mmdet3d's BEVFusion. Drops
 everything else: rendering head, prototypes, projection heads, detection head, optimizer and scheduler state,
 message hub. ``meta`` keeps only a note of the source. The output is written to a temporary name beside OUT
 and renamed, so a crash never leaves a truncated OUT. Prints, per submodule, how many tensors and parameters

@@ -51,7 +51,8 @@ def main(argv=None) -> int:
                                                         osp.abspath(args.camera_ckpt)]))
     for top, n in counts.items():
         print(f'{top:20s} {n:5d} tensors')
-    print(f'module versions (_metadata): {"kept" if getattr(merged, "_metadata", None) is not None else "none in the inputs"}')
+    kept = getattr(merged, '_metadata', None) is not None
+    print(f'module versions (_metadata): {"kept" if kept else "none in the inputs"}')
     print(f'wrote {args.out}')
     return 0
 

@@ -351,14 +351,16 @@ def report(core: dict, full: Optional[List[dict]], full_note: Optional[str]) -> 
             if 'error' in r:
                 lines.append(f'| {full_note} | {r["batch"]} | - | failed: {r["error"]} | - |')
             else:
-                lines.append(f'| {full_note} | {r["batch"]} | {r["iters"]} | {r["iter_s"]:.3f} | {_mib(r["peak_mib"])} |')
+                lines.append(f'| {full_note} | {r["batch"]} | {r["iters"]} | {r["iter_s"]:.3f} '
+                             f'| {_mib(r["peak_mib"])} |')
     return '\n'.join(lines) + '\n'
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('--device', choices=['cuda', 'cpu'], default='cuda')
-    p.add_argument('--rays', type=int, default=8192 + 6 * 1024, help='rays per rendering step (paper: 8192 + 6 x 1024)')
+    p.add_argument('--rays', type=int, default=8192 + 6 * 1024,
+                   help='rays per rendering step (paper: 8192 + 6 x 1024)')
     p.add_argument('--candidates', type=int, default=8192, help='curvature candidates (paper config: 8192)')
     p.add_argument('--cells', type=int, default=2048, help='paired BEV cells of the prototype loss')
     p.add_argument('--repeats', type=int, default=5)
