@@ -127,6 +127,9 @@ def test_test_tool_options(synthetic_nus, tmp_path, capsys):
     with pytest.raises(SystemExit, match='does not exist') as err:
         test_tool.main([FINETUNE, str(tmp_path / 'none.pth')])
     _one_line(err)
+    with pytest.raises(SystemExit, match='needs the environment variables') as err:
+        test_tool.main([FINETUNE, ckpt, '--launcher', 'pytorch', '--cfg-options', f'data_root={synthetic_nus}/'])
+    _one_line(err)
     capsys.readouterr()
     metrics = test_tool.main([FINETUNE, ckpt, '--work-dir', str(tmp_path / 'eval'), '--score-thr', '0.3',
                               '--task', 'lidar_det', '--cfg-options', f'data_root={synthetic_nus}/',
