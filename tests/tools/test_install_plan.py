@@ -108,3 +108,55 @@ def test_check_on_this_cpu_install():
     problems = ip.check('cuda', gpu_visible=False)
     assert any('mmcv' in p and 'without CUDA ops' in p for p in problems), problems
     assert any('spconv is the CPU-only build' in p for p in problems), problems
+
+
+_FAKE_TORCH = r'''
+import sys, types
+torch = types.ModuleType('torch')
+torch.__version__ = sys.argv[1]
+torch.version = types.SimpleNamespace(cuda=None if sys.argv[2] == 'none' else sys.argv[2])
+gpus = int(sys.argv[3])
+torch.cuda = types.SimpleNamespace(is_available=lambda: gpus > 0, device_count=lambda: gpus,
+                                   get_device_capability=lambda i: (9, 0))
+sys.modules['torch'] = torch
+sys.path.insert(0, sys.argv[4])
+import install_plan
+sys.exit(install_plan.main(['plan']))
+'''
+
+
+@pytest.mark.parametrize('torch_version, cuda, gpus, env, expect', [
+    ('2.4.1+cu121', '12.1', 1, {}, dict(DEVICE='cuda', SPCONV='spconv-cu121==2.3.8', PIP_CACHE='0')),
+    ('2.4.1+cu121', '12.1', 0, {}, dict(DEVICE='cpu', SPCONV='spconv==2.3.8', PIP_CACHE='1')),
+    ('2.4.1+cu121', '12.1', 0, {'CLAP_DEVICE': 'cuda'}, dict(DEVICE='cuda', SPCONV='spconv-cu121==2.3.8')),
+    ('2.6.0+cu126', '12.6', 2, {'CLAP_DEVICE': 'cpu'}, dict(DEVICE='cpu', SPCONV='spconv==2.3.8')),
+])
+def test_plan_command_reads_torch_and_gpu_visibility(tmp_path, torch_version, cuda, gpus, env, expect):
+    """``install_plan.py plan`` as install.sh runs it, with torch faked (no nvidia-smi on PATH)."""
+    import os
+    run_env = {k: v for k, v in os.environ.items() if k != 'CLAP_DEVICE'}
+    run_env.update(PATH=str(tmp_path), **env)  # an empty PATH folder: no nvidia-smi
+    proc = subprocess.run([sys.executable, '-c', _FAKE_TORCH, torch_version, cuda, str(gpus),
+                           osp.join(REPO, 'tools')], capture_output=True, text=True, env=run_env, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    values = {}
+    for line in proc.stdout.splitlines():
+        key, value = line.split('=', 1)
+        values[key[len('CLAP_PLAN_'):]] = shlex.split(value)[0] if value.strip("'") else ''
+    for k, v in expect.items():
+        assert values[k] == v, (k, values)
+    if expect['DEVICE'] == 'cuda' and gpus:
+        assert 'TORCH_CUDA_ARCH_LIST=9.0+PTX' in values['BUILD_ENV'] and 'FORCE_CUDA=1' in values['BUILD_ENV']
+
+
+def test_plan_command_refuses_cpu_torch_on_a_gpu_machine(tmp_path):
+    """A GPU visible through nvidia-smi with a CPU build of torch: the install stops with a message."""
+    import os
+    smi = tmp_path / 'nvidia-smi'
+    smi.write_text('#!/bin/sh\necho "GPU 0: NVIDIA H200 (UUID: GPU-0)"\n')
+    smi.chmod(0o755)
+    env = dict(os.environ, PATH=str(tmp_path) + os.pathsep + os.environ.get('PATH', ''))
+    env.pop('CLAP_DEVICE', None)
+    proc = subprocess.run([sys.executable, '-c', _FAKE_TORCH, '2.4.1+cpu', 'none', '0', osp.join(REPO, 'tools')],
+                          capture_output=True, text=True, env=env, timeout=60)
+    assert proc.returncode == 2 and 'a GPU is visible, but torch 2.4.1+cpu is a CPU build' in proc.stderr
