@@ -38,10 +38,16 @@ step "fine-tuning the CPU-tiny BEVFusion detector from the export ($FINETUNE_ITE
   --cfg-options data_root="$DATA/" load_from="$OUT/clap_encoders.pth" train_cfg.max_iters="$FINETUNE_ITERS" \
   train_cfg.val_interval="$FINETUNE_ITERS" param_scheduler.1.end="$FINETUNE_ITERS" \
   > "$OUT/finetune.log" 2>&1 || { tail -n 40 "$OUT/finetune.log"; exit 1; }
-missing=$(grep -h "missing keys in source state_dict" "$OUT/finetune.log" | sed 's/^.*state_dict: //' | tr ',' '\n' \
-  | sed 's/^ *//' | grep -v '^$' || true)
-echo "   load_from: $(echo "$missing" | grep -c . || true) keys missing from the export, of which" \
-  "$(echo "$missing" | grep -v '^bbox_head\.' | grep -c . || true) outside bbox_head (the encoders must have none)"
+# CheckpointLoadReportHook: every tensor of the export compared with the model after load_from
+report=$(grep -h "mmengine - INFO - checkpoint .*tensors loaded unchanged" "$OUT/finetune.log" | tail -n1 \
+  | sed 's/^.*INFO - //' || true)
+echo "   load_from: ${report:-no load report found in $OUT/finetune.log}"
+grep -hE "WARNING -   (shape mismatch|permuted on load|changed on load)" "$OUT/finetune.log" | sed 's/^.*WARNING -  /   /' \
+  | cut -c1-240 || true
+case "$report" in
+  *" 0 shape mismatches, 0 permuted, 0 changed, 0 unexpected;"*" (0 outside bbox_head)") ;;
+  *) echo "   error: the export did not load exactly into the encoders (see $OUT/finetune.log)"; exit 1 ;;
+esac
 
 step "evaluating on the val split (NuScenesMetric)"
 "$PY" tools/test.py configs/bevfusion_lidar-cam_finetune_nus_cpu-tiny.py "$OUT/finetune/iter_${FINETUNE_ITERS}.pth" \

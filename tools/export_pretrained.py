@@ -11,17 +11,16 @@ samples, forward only, no gradient); ``drop`` leaves them out so the detector st
 Keeps the state-dict entries of the BEVFusion encoders (``img_backbone``, ``img_neck``, ``view_transform``,
 ``pts_voxel_encoder``, ``pts_middle_encoder``, ``fusion_layer``, ``pts_backbone``, ``pts_neck``), with their
 names unchanged and their per-module version metadata (which mmdet3d's spconv 2 loader reads to decide
-whether to permute sparse-conv kernels), so the file loads into clap_plugin's fine-tune configs and into mmdet3d's BEVFusion. Drops
+whether to permute sparse-conv kernels), so the file loads into clap_plugin's fine-tune configs and into
+mmdet3d's BEVFusion. Drops
 everything else: rendering head, prototypes, projection heads, detection head, optimizer and scheduler state,
 message hub. ``meta`` keeps only a note of the source. The output is written to a temporary name beside OUT
 and renamed, so a crash never leaves a truncated OUT. Prints, per submodule, how many tensors and parameters
 (elements) it carries.
 """
 import argparse
-import os
 import os.path as osp
 import sys
-import tempfile
 from collections import OrderedDict
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -29,63 +28,23 @@ import torch
 
 ENCODER_PREFIXES = ('img_backbone', 'img_neck', 'view_transform', 'pts_voxel_encoder', 'pts_middle_encoder',
                     'fusion_layer', 'pts_backbone', 'pts_neck')
-# DataParallel / DDP / EMA wrappers prefix the names
-_WRAPPER_PREFIXES = ('module.', )
-
-
-def _allow_mmengine_pickles() -> None:
-    try:
-        from clap_plugin.utils.checkpoint import allow_mmengine_checkpoints
-    except ImportError:  # running outside the repository: plain tensor checkpoints still load
-        return
-    allow_mmengine_checkpoints()
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+from clap_plugin.utils import state_dicts  # noqa: E402
 
 
 def load_state_dict(path: str) -> Tuple[Dict[str, torch.Tensor], dict]:
-    """The model state dict and meta of a checkpoint file (mmengine format or a bare state dict)."""
-    if not osp.exists(path):
-        raise SystemExit(f'error: checkpoint {path!r} does not exist')
-    if not osp.isfile(path):
-        raise SystemExit(f'error: checkpoint {path!r} is not a file')
-    _allow_mmengine_pickles()
+    """The model state dict (with ``_metadata``) and meta of a checkpoint file (mmengine format or bare)."""
     try:
-        ckpt = torch.load(path, map_location='cpu', weights_only=True)
-    except Exception as exc:
-        raise SystemExit(f'error: {path!r} is not a loadable PyTorch checkpoint: {type(exc).__name__}: '
-                         f'{str(exc).splitlines()[0] if str(exc) else ""}') from exc
-    if not isinstance(ckpt, dict):
-        raise SystemExit(f'error: {path!r} holds a {type(ckpt).__name__}, not a checkpoint dict')
-    if 'state_dict' in ckpt:
-        state, meta = ckpt['state_dict'], ckpt.get('meta', {}) or {}
-    else:
-        state, meta = ckpt, {}
-    if not isinstance(state, dict) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise SystemExit(f"error: {path!r} has no model state dict ('state_dict' mapping names to tensors)")
-    out = OrderedDict((_strip_wrapper(name), value) for name, value in state.items())
-    metadata = getattr(state, '_metadata', None)
-    if metadata is not None:
-        out._metadata = OrderedDict((_strip_wrapper(name), value) for name, value in metadata.items())
-    return out, meta
-
-
-def _strip_wrapper(name: str) -> str:
-    for prefix in _WRAPPER_PREFIXES:
-        if name.startswith(prefix):
-            return name[len(prefix):]
-    return name
+        return state_dicts.load_state_dict(path)
+    except state_dicts.CheckpointError as err:
+        raise SystemExit(f'error: {err}') from err
 
 
 def encoder_state_dict(state: Dict[str, torch.Tensor],
                        prefixes: Sequence[str] = ENCODER_PREFIXES) -> 'OrderedDict[str, torch.Tensor]':
     """Entries whose first name component is one of ``prefixes``, in their original order."""
-    keep = set(prefixes)
-    out = OrderedDict((k, v) for k, v in state.items() if k.split('.', 1)[0] in keep)
-    # the per-module versions: spconv 2 modules (mmdet3d's loader) permute kernels saved without version 2
-    metadata = getattr(state, '_metadata', None)
-    if metadata is not None:
-        out._metadata = OrderedDict(
-            (k, v) for k, v in metadata.items() if k == '' or k.split('.', 1)[0] in keep)
-    return out
+    # keeps the per-module versions: spconv 2 modules (mmdet3d's loader) permute kernels saved without them
+    return state_dicts.select(state, prefixes)
 
 
 def summarize(state: Dict[str, torch.Tensor], prefixes: Sequence[str] = ENCODER_PREFIXES) -> List[tuple]:
@@ -158,16 +117,7 @@ def export(src: str, dst: str, bn_stats: str = 'keep', config: Optional[str] = N
     for key in ('epoch', 'iter', 'seed', 'experiment_name', 'mmengine_version'):
         if key in meta and isinstance(meta[key], (int, float, str)):
             out_meta[key] = meta[key]
-    out_dir = osp.dirname(osp.abspath(dst))
-    os.makedirs(out_dir, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix='.' + osp.basename(dst) + '.', suffix='.tmp', dir=out_dir)
-    os.close(fd)
-    try:
-        torch.save(dict(meta=out_meta, state_dict=kept), tmp)
-        os.replace(tmp, dst)
-    finally:
-        if osp.exists(tmp):
-            os.remove(tmp)
+    state_dicts.save_checkpoint(dst, kept, out_meta)
     return kept, dropped
 
 

@@ -15,8 +15,12 @@ from typing import List, Optional, Sequence
 from mmengine.config import DictAction
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from train import (default_work_dir, import_plugins, load_config, merge_cfg_options,  # noqa: E402
-                   setup_launcher)
+from train import (add_load_report_hook, check_data_files, default_work_dir, import_plugins,  # noqa: E402
+                   load_config, merge_cfg_options, setup_launcher)
+
+
+_DEFAULT_SCORE_THR = 0.1
+_DEFAULT_TASK = 'multi-view_det'
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -29,9 +33,10 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                         help='override config keys, "key=value" (e.g. data_root=/data/nus/)')
     parser.add_argument('--show-dir', help='write visualisations of the predictions into '
                         'WORK_DIR/TIMESTAMP/SHOW_DIR')
-    parser.add_argument('--score-thr', type=float, default=0.1, help='score threshold of the visualisations')
+    parser.add_argument('--score-thr', type=float, default=_DEFAULT_SCORE_THR,
+                        help='score threshold of the --show-dir pictures')
     parser.add_argument('--task', choices=['lidar_det', 'multi-view_det', 'multi-modality_det'],
-                        default='multi-view_det',
+                        default=_DEFAULT_TASK,
                         help='what --show-dir draws: predicted boxes in the camera images '
                         '(multi-view_det, the default) or with the point cloud (lidar_det / '
                         'multi-modality_det); all need open3d')
@@ -74,8 +79,17 @@ def main(argv: Optional[List[str]] = None) -> dict:
     cfg.work_dir = default_work_dir(cfg, args.config, args.work_dir)
     cfg.load_from = args.checkpoint
     cfg.resume = False
+    missing = [k for k in ('test_dataloader', 'test_evaluator', 'test_cfg') if cfg.get(k, None) is None]
+    if missing:
+        raise SystemExit(f'error: {args.config} has no {"/".join(missing)}: it is not an evaluation config (a '
+                         'pre-training config); export the encoders, fine-tune, and test the fine-tune config')
+    check_data_files(cfg, ['test_dataloader', 'test_evaluator'])
+    add_load_report_hook(cfg)
     if args.show_dir:
         enable_visualization(cfg, args.show_dir, args.score_thr, args.task)
+    elif args.score_thr != _DEFAULT_SCORE_THR or args.task != _DEFAULT_TASK:
+        print('note: --score-thr / --task only change the --show-dir pictures; without --show-dir they do nothing',
+              file=sys.stderr)
     setup_launcher(cfg, args.launcher)
 
     from mmengine.registry import RUNNERS

@@ -108,6 +108,13 @@ def _set_dataset_version(node: Any, version: str) -> int:
     return count
 
 
+_LOADER_KEYS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
+
+
+def _has_evaluator(cfg: Config) -> bool:
+    return any(cfg.get(k, None) is not None for k in ('val_evaluator', 'test_evaluator'))
+
+
 def merge_cfg_options(cfg: Config, options: Optional[dict]) -> Config:
     """``cfg.merge_from_dict(options)`` plus the propagation of the top-level convenience keys.
 
@@ -141,20 +148,25 @@ def merge_cfg_options(cfg: Config, options: Optional[dict]) -> Config:
             raise SystemExit(f'error: --cfg-options nus_version={version!r}: expected v1.0-mini, '
                              'v1.0-trainval or v1.0-test')
         found = 0
-        for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
-            if key in cfg:
+        for key in _LOADER_KEYS:
+            if cfg.get(key, None) is not None:
                 section = cfg[key].to_dict()
                 found += _set_dataset_version(section, version)
                 cfg[key] = section
         if not found:
-            raise SystemExit('error: --cfg-options nus_version given, but no dataset of the config has a '
-                             'metainfo dict')
+            if not _has_evaluator(cfg):
+                print_log(f'note: --cfg-options nus_version={version} changes nothing here: it selects the split '
+                          'NuScenesMetric evaluates, and this config has no evaluator (a pre-training config)',
+                          logger='current', level=logging.WARNING)
+            else:
+                raise SystemExit('error: --cfg-options nus_version given, but no dataset of the config has a '
+                                 'metainfo dict')
     fraction_keys = {'label_fraction': 'fraction', 'label_fraction_seed': 'seed'}
     updates = {fraction_keys[k]: options[k] for k in fraction_keys if k in options}
     if updates:
         found = 0
-        for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
-            if key in cfg:
+        for key in _LOADER_KEYS:
+            if cfg.get(key, None) is not None:
                 section = cfg[key].to_dict()
                 found += _set_in_wrappers(section, 'LabelFractionDataset', updates)
                 cfg[key] = section
@@ -162,6 +174,60 @@ def merge_cfg_options(cfg: Config, options: Optional[dict]) -> Config:
             raise SystemExit(f'error: --cfg-options {sorted(k for k in fraction_keys if k in options)} '
                              'given, but the config has no LabelFractionDataset')
     return cfg
+
+
+def _data_file_refs(node: Any, where: str, root: Optional[str] = None):
+    """(config path, file, data root, nuScenes version) of every info file a dataset / evaluator / GT sampler
+    config reads: ``ann_file`` (relative to the dataset's ``data_root``, as mmengine's BaseDataset resolves
+    it) and ``db_sampler.info_path``."""
+    if isinstance(node, dict):
+        root = node.get('data_root', root)
+        version = (node.get('metainfo') or {}).get('version') if isinstance(node.get('metainfo'), dict) else None
+        if isinstance(node.get('ann_file'), str) and node['ann_file']:
+            path = node['ann_file']
+            if 'type' in node and 'Metric' not in str(node.get('type')) and root and not osp.isabs(path):
+                path = osp.join(root, path)  # a dataset; a metric reads ann_file as given
+            yield f'{where}.ann_file', path, root, version
+        if isinstance(node.get('info_path'), str):
+            yield f'{where}.info_path', node['info_path'], root, version
+        for key, value in node.items():
+            yield from _data_file_refs(value, f'{where}.{key}', root)
+    elif isinstance(node, (list, tuple)):
+        for i, value in enumerate(node):
+            yield from _data_file_refs(value, f'{where}.{i}', root)
+
+
+def check_data_files(cfg: Config, sections: Sequence[str]) -> None:
+    """Exit with one line naming the first missing info file of ``sections`` and the command that makes it."""
+    for section in sections:
+        node = cfg.get(section, None)
+        if node is None:
+            continue
+        node = node.to_dict() if hasattr(node, 'to_dict') else node
+        for where, path, root, version in _data_file_refs(node, section):
+            if osp.isfile(path):
+                continue
+            name = osp.basename(path)
+            tag = name.split('_dbinfos_')[0] if '_dbinfos_' in name else name.split('_infos_')[0]
+            root = root or cfg.get('data_root', None) or osp.dirname(path)
+            found = sorted(d for d in os.listdir(root) if d.startswith('v1.0-')) if osp.isdir(root) else []
+            version = version or cfg.get('nus_version', None)
+            if version not in found and len(found) == 1:
+                version = found[0]  # the version folder this root holds
+            version = version or 'v1.0-trainval'
+            out_dir = osp.dirname(path) or '.'
+            raise SystemExit(
+                f'error: {where} = {path!r} does not exist; make it with: python tools/create_data.py nuscenes '
+                f'--root-path {root} --out-dir {out_dir} --extra-tag {tag} --version {version}'
+                + (' (GT-sampling database: leave out --no-dbinfos)' if '_dbinfos_' in name else ''))
+
+
+def add_load_report_hook(cfg: Config) -> None:
+    """Add ``CheckpointLoadReportHook`` (every tensor of the loaded file checked against the model)."""
+    hooks = list(cfg.get('custom_hooks', None) or [])
+    if not any(isinstance(h, dict) and h.get('type') == 'CheckpointLoadReportHook' for h in hooks):
+        hooks.append(dict(type='CheckpointLoadReportHook'))
+    cfg.custom_hooks = hooks
 
 
 def _default_master(launcher: str) -> str:
@@ -261,6 +327,11 @@ def build_train_cfg(args: argparse.Namespace) -> Config:
             raise SystemExit(f'error: --resume checkpoint {args.resume!r} does not exist')
         cfg.resume = True
         cfg.load_from = args.resume
+    if args.resume == 'auto' and not osp.isfile(osp.join(cfg.work_dir, 'last_checkpoint')):
+        print_log(f'note: --resume without a path, but {cfg.work_dir} has no last_checkpoint: training starts '
+                  'from the beginning', logger='current', level=logging.WARNING)
+    if cfg.get('load_from', None) or cfg.get('resume', False):
+        add_load_report_hook(cfg)
     return cfg
 
 
@@ -269,6 +340,11 @@ def main(argv: Optional[List[str]] = None):
     args = parse_args(argv)
     import_plugins()
     cfg = build_train_cfg(args)
+    if cfg.get('train_dataloader', None) is None:
+        raise SystemExit(f'error: {args.config} has no train_dataloader: it cannot be trained')
+    check_data_files(cfg, ['train_dataloader'] + (
+        ['val_dataloader', 'val_evaluator'] if cfg.get('val_cfg', None) and cfg.get('val_dataloader', None)
+        else []))
     setup_launcher(cfg, args.launcher)
 
     from mmengine.registry import RUNNERS

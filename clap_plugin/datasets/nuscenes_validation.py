@@ -1,8 +1,10 @@
 """Checks of a nuScenes tree before conversion: tables present and parseable, every token reference resolvable,
-sensor files present and well-formed. Each failure names the file, key and value at fault."""
+the sensor files that the converter and the configs read present and well-formed (keyframes of LIDAR_TOP
+and the cameras, and the LiDAR sweeps when sweeps are recorded; camera sweeps and radar are not read). Each
+failure names the file, key and value at fault."""
 import json
 import os
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 TABLES = ('attribute', 'calibrated_sensor', 'category', 'ego_pose', 'instance', 'log', 'map', 'sample',
           'sample_annotation', 'sample_data', 'scene', 'sensor', 'visibility')
@@ -92,27 +94,105 @@ def check_references(version_dir: str, tables: Dict[str, List[dict]]) -> None:
                 fail('map', i, 'log_tokens', tok, 'log')
 
 
-def check_sensor_files(root: str, tables: Dict[str, List[dict]]) -> None:
-    """Every sample_data file exists; LiDAR files hold whole float32 x 5 points; images are non-empty."""
+def required_sensor_files(tables: Dict[str, List[dict]], max_sweeps: int = 10) -> List[Tuple[dict, str]]:
+    """The sample_data records whose files the converter and the configs read, with what each one is.
+
+    Keyframes of LIDAR_TOP and of the cameras (the infos' ``lidar_points`` and ``images``) and, when
+    ``max_sweeps > 0``, the up-to-``max_sweeps`` LIDAR_TOP records before each keyframe (``lidar_sweeps``).
+    Camera sweeps and radar are never read, so a download without them passes.
+    """
+    sensors = {r['token']: r for r in tables['sensor']}
+    calib = {r['token']: r for r in tables['calibrated_sensor']}
+    by_token = {r['token']: r for r in tables['sample_data']}
+
+    def channel(rec):
+        sensor = sensors.get(calib.get(rec['calibrated_sensor_token'], {}).get('sensor_token'), {})
+        return sensor.get('channel', ''), sensor.get('modality', '')
+
+    out: List[Tuple[dict, str]] = []
+    seen = set()
     for rec in tables['sample_data']:
-        path = os.path.join(root, rec['filename'])
-        if not os.path.isfile(path):
-            raise NuScenesDataError(f'sample_data {rec["token"]}: file {path} is missing')
+        if not rec.get('is_key_frame', False):
+            continue
+        name, modality = channel(rec)
+        if name == 'LIDAR_TOP':
+            out.append((rec, 'LiDAR keyframe'))
+            seen.add(rec['token'])
+            prev, k = rec.get('prev', ''), 0
+            while prev and k < max_sweeps:  # the converter's sweep walk (mmdet3d nuscenes_converter)
+                k += 1
+                sweep = by_token[prev]
+                if sweep['token'] not in seen:
+                    seen.add(sweep['token'])
+                    out.append((sweep, f'LiDAR sweep {k} before keyframe {rec["token"]} (--max-sweeps '
+                                       f'{max_sweeps}; pass --max-sweeps 0 for a download without LiDAR sweeps)'))
+                prev = sweep.get('prev', '')
+        elif modality == 'camera' or name.startswith('CAM_'):
+            out.append((rec, f'{name} keyframe'))
+    return out
+
+
+def _check_file(root: str, rec: dict, what: str) -> Optional[str]:
+    """None when the file is usable, else the error message."""
+    path = os.path.join(root, rec['filename'])
+    try:
         size = os.path.getsize(path)
-        if rec['filename'].endswith('.pcd.bin') and size % LIDAR_POINT_BYTES:
-            raise NuScenesDataError(f'LiDAR file {path} is truncated: {size} bytes is not a multiple of '
-                                    f'{LIDAR_POINT_BYTES} (5 float32 per point)')
-        if rec.get('fileformat') == 'jpg':
-            with open(path, 'rb') as f:
-                head = f.read(3)
-            if size < 64 or head != b'\xff\xd8\xff':
-                raise NuScenesDataError(f'image {path} is empty or not a JPEG file')
+    except OSError:
+        return f'sample_data {rec["token"]} ({what}): file {path} is missing'
+    if rec['filename'].endswith('.pcd.bin') and size % LIDAR_POINT_BYTES:
+        return (f'LiDAR file {path} is truncated: {size} bytes is not a multiple of {LIDAR_POINT_BYTES} '
+                '(5 float32 per point)')
+    if rec.get('fileformat') == 'jpg' or rec['filename'].endswith('.jpg'):
+        with open(path, 'rb') as f:
+            head = f.read(3)
+        if size < 64 or head != b'\xff\xd8\xff':
+            return f'image {path} is empty or not a JPEG file'
+    return None
 
 
-def validate_nuscenes(root: str, version: str) -> Dict[str, List[dict]]:
+def check_sensor_files(root: str, tables: Dict[str, List[dict]], max_sweeps: int = 10, workers: int = 1,
+                       progress: bool = False) -> int:
+    """The files of :func:`required_sensor_files` exist; LiDAR files hold whole float32 x 5 points; images
+    are JPEGs. ``workers`` threads check them (the check is I/O-bound); with ``progress`` a line is printed
+    to stderr every 10 %. Raises on the first failure in table order; returns how many files were checked."""
+    import sys
+    from concurrent.futures import ThreadPoolExecutor
+
+    required = required_sensor_files(tables, max_sweeps)
+    total = len(required)
+    step = max(1, total // 10)
+    chunk = 256
+    batches = [required[i:i + chunk] for i in range(0, total, chunk)]
+
+    def run(batch):
+        return [_check_file(root, rec, what) for rec, what in batch]
+
+    done = 0
+    next_report = step
+    pool = ThreadPoolExecutor(max_workers=max(1, workers)) if workers > 1 else None
+    try:
+        results = pool.map(run, batches) if pool else map(run, batches)
+        for errors in results:
+            for err in errors:
+                if err is not None:
+                    raise NuScenesDataError(err)
+            done += chunk
+            if progress and done >= next_report and done < total:
+                print(f'[create_data] checked {done}/{total} sensor files', file=sys.stderr, flush=True)
+                next_report += step
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+    if progress:
+        print(f'[create_data] checked {total}/{total} sensor files', file=sys.stderr, flush=True)
+    return total
+
+
+def validate_nuscenes(root: str, version: str, max_sweeps: int = 10, workers: int = 1,
+                      progress: bool = False) -> Dict[str, List[dict]]:
     """Run all checks; returns the loaded tables."""
     version_dir = check_root_and_version(root, version)
     tables = load_tables(version_dir)
     check_references(version_dir, tables)
-    check_sensor_files(root, tables)
+    check_sensor_files(root, tables, max_sweeps=max_sweeps, workers=workers, progress=progress)
     return tables

@@ -1,4 +1,5 @@
-"""BEVFusion-style data transforms: multi-view loading, image / global augmentation, GridMask."""
+"""BEVFusion-style data transforms: multi-view loading, image / global augmentation, GridMask, GT sampling."""
+from .db_sampler import CLAPDataBaseSampler
 from .bev_flip import CLAPBEVFlip3D
 from .global_aug import CLAPGlobalRotScaleTrans
 from .grid_mask import CLAPGridMask, grid_mask
@@ -6,6 +7,6 @@ from .image_aug import CLAPImageAug3D, image_aug_affine, warp_image
 from .loading import CLAPLoadMultiViewImageFromFiles
 
 __all__ = [
-    'CLAPBEVFlip3D', 'CLAPGlobalRotScaleTrans', 'CLAPGridMask', 'grid_mask', 'CLAPImageAug3D',
+    'CLAPBEVFlip3D', 'CLAPDataBaseSampler', 'CLAPGlobalRotScaleTrans', 'CLAPGridMask', 'grid_mask', 'CLAPImageAug3D',
     'image_aug_affine', 'warp_image', 'CLAPLoadMultiViewImageFromFiles'
 ]

@@ -6,9 +6,10 @@ from .depth_lss import CLAPDepthLSSTransform
 from .detector import CLAPBEVFusion
 from .lss_fpn import CLAPGeneralizedLSSFPN
 from .sparse_encoder import CLAPSparseEncoder
+from .swin import CLAPSwinTransformer
 from .voxelization import HardVoxelization
 
 __all__ = [
     'bev_pool', 'bev_pool_reference', 'CLAPConvFuser', 'CLAPDepthLSSTransform', 'CLAPBEVFusion',
-    'CLAPGeneralizedLSSFPN', 'CLAPSparseEncoder', 'HardVoxelization'
+    'CLAPGeneralizedLSSFPN', 'CLAPSparseEncoder', 'CLAPSwinTransformer', 'HardVoxelization'
 ]

@@ -1,7 +1,7 @@
 # BEVFusion lidar-cam model (SPEC §4.1): the architecture of mmdet3d 1.4's
 # projects/BEVFusion/configs/bevfusion_lidar-cam_voxel0075_second_secfpn_8xb4-cyclic-20e_nus-3d.py,
 # built from clap_plugin's modules. state_dict() names and shapes equal the upstream model's, so checkpoints
-# load both ways. No pretrained image backbone by default (set img_backbone.init_cfg to a local file).
+# load both ways. No pretrained image backbone by default (set img_backbone.init_cfg.checkpoint to a local file).
 custom_imports = dict(imports=['clap_plugin'], allow_failed_imports=False)
 
 point_cloud_range = [-54.0, -54.0, -5.0, 54.0, 54.0, 3.0]
@@ -27,7 +27,7 @@ model = dict(
         max_voxels=[120000, 160000],
         voxelize_reduce=True),
     img_backbone=dict(
-        type='mmdet.SwinTransformer',
+        type='CLAPSwinTransformer',  # mmdet.SwinTransformer with an inert init_cfg (models/bevfusion/swin.py)
         embed_dims=96,
         depths=[2, 2, 6, 2],
         num_heads=[3, 6, 12, 24],
@@ -42,7 +42,8 @@ model = dict(
         out_indices=[1, 2, 3],
         with_cp=False,
         convert_weights=True,
-        init_cfg=None),
+        # random init; --cfg-options model.img_backbone.init_cfg.checkpoint=PATH loads a local file
+        init_cfg=dict(type='Pretrained', checkpoint=None)),
     img_neck=dict(
         type='CLAPGeneralizedLSSFPN',
         in_channels=[192, 384, 768],

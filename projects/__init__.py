@@ -1,1 +1,0 @@
-"""Baseline pre-training methods (mmdet3d projects convention), built on clap_plugin."""
