@@ -31,7 +31,11 @@ step "CLAP pre-training (configs/clap_pretrain_nus_cpu-tiny.py, $PRETRAIN_EPOCHS
 grep -E "Epoch\(train\)" "$OUT/pretrain.log" | sed -n '1p;$p' | sed 's/^.*Epoch/   Epoch/' | cut -c1-240
 
 step "exporting the pre-trained encoders"
-"$PY" tools/export_pretrained.py "$OUT/pretrain/epoch_${PRETRAIN_EPOCHS}.pth" "$OUT/clap_encoders.pth"
+# BN statistics re-estimated on unmasked inputs (pre-training fitted them to 90%-masked ones)
+"$PY" tools/export_pretrained.py "$OUT/pretrain/epoch_${PRETRAIN_EPOCHS}.pth" "$OUT/clap_encoders.pth" \
+  --bn-stats recompute --config configs/clap_pretrain_nus_cpu-tiny.py --data-root "$DATA/" > "$OUT/export.log" 2>&1 \
+  || { tail -n 40 "$OUT/export.log"; exit 1; }
+grep -E "^(submodule|img_|pts_|view_|fusion_|total|dropped|BN|wrote)" "$OUT/export.log" | sed 's/^/   /' || true
 
 step "fine-tuning the CPU-tiny BEVFusion detector from the export ($FINETUNE_ITERS iterations)"
 "$PY" tools/train.py configs/bevfusion_lidar-cam_finetune_nus_cpu-tiny.py --work-dir "$OUT/finetune" \

@@ -110,19 +110,19 @@ class PrototypeProbe:
     cells: int = 0
     assign_lidar: List[Tensor] = field(default_factory=list)
     assign_camera: List[Tensor] = field(default_factory=list)
-    agree: List[Tensor] = field(default_factory=list)
+    code_lidar: List[Tensor] = field(default_factory=list)
+    code_camera: List[Tensor] = field(default_factory=list)
 
     def summary(self, prototypes: Tensor) -> Dict[str, float]:
         from clap_plugin.models.prototypes.gram_regularizer import gram_off_diagonal_mean
-        from clap_plugin.models.prototypes.swapped_prototype_loss import hard_perplexity
+        from clap_plugin.models.prototypes.swapped_prototype_loss import hard_perplexity, swap_agreement
         n_k = prototypes.shape[0]
         a_l, a_c = torch.cat(self.assign_lidar), torch.cat(self.assign_camera)
-        f_l = torch.bincount(a_l, minlength=n_k).float() / a_l.numel()
-        f_c = torch.bincount(a_c, minlength=n_k).float() / a_c.numel()
+        agree, chance = swap_agreement(a_l, a_c, torch.cat(self.code_lidar), torch.cat(self.code_camera), n_k)
         return dict(zero_lidar_share=self.zero_cells / max(self.cells, 1), cells=self.cells,
                     proto_cos_offdiag=float(gram_off_diagonal_mean(prototypes)),
                     hard_ppl_lidar=float(hard_perplexity(a_l, n_k)), hard_ppl_camera=float(hard_perplexity(a_c, n_k)),
-                    swap_agree=float(torch.cat(self.agree).float().mean()), swap_chance=float((f_l * f_c).sum()),
+                    swap_agree=float(agree), swap_chance=float(chance),
                     num_prototypes=n_k)
 
 
@@ -166,7 +166,8 @@ def prototype_and_curvature_figures(model, data: dict, boxes: Sequence[Tensor], 
             q_i = sinkhorn_knopp(s_i, pl.sinkhorn_epsilon, pl.sinkhorn_iterations)
             probe.assign_lidar.append(s_p.argmax(-1))
             probe.assign_camera.append(s_i.argmax(-1))
-            probe.agree.append(torch.cat([s_p.argmax(-1) == q_i.argmax(-1), s_i.argmax(-1) == q_p.argmax(-1)]))
+            probe.code_lidar.append(q_p.argmax(-1))
+            probe.code_camera.append(q_i.argmax(-1))
     sampler = model.ray_sampler
     for b, pts in enumerate(points):
         kf = model.keyframe_points(pts.float())

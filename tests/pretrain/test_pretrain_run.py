@@ -127,6 +127,20 @@ def test_pretrain_is_label_free_logs_losses_and_resumes(synthetic_nus, tmp_path,
     pretrained = runner2.model.state_dict()
     assert all(torch.equal(exported[k], pretrained[k]) for k in exported)
 
+    # BN statistics re-estimated on unmasked inputs: the weights stay, the running statistics move
+    out_bn = tmp_path / 'clap_encoders_bn.pth'
+    proc = subprocess.run([sys.executable, osp.join(ROOT, 'tools', 'export_pretrained.py'), str(tmp_path / 'epoch_2.pth'),
+                           str(out_bn), '--config', TINY, '--data-root', f'{synthetic_nus}/', '--bn-batches', '2'],
+                          cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert 'BN running statistics: recompute' in proc.stdout
+    bn = torch.load(out_bn, map_location='cpu')['state_dict']
+    assert set(bn) == set(exported)
+    stats = [k for k in bn if k.endswith(('running_mean', 'running_var'))]
+    assert stats and all(torch.equal(bn[k], exported[k]) for k in bn if k not in stats and
+                         not k.endswith('num_batches_tracked'))
+    assert sum(not torch.allclose(bn[k], exported[k]) for k in stats) > len(stats) // 2
+
 
 def _free_port():
     with socket.socket() as s:

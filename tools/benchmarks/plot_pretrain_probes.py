@@ -80,9 +80,8 @@ def main(argv=None) -> int:
     for name, rows in runs.items():
         it = [r['iter'] for r in rows]
         ax.plot(it, smooth([r['proto_swap_agree'] for r in rows], 10), label=f'{name}: agreement')
-        ax.plot(it, smooth([r['proto_swap_chance'] for r in rows], 10), ':', label=f'{name}: chance')
         ax.plot(it, [r['proto_cos_offdiag'] for r in rows], '-.', label=f'{name}: prototype cosine')
-    ax.set(title='Swap agreement vs chance; prototype cosine', xlabel='iteration', ylabel='share / cosine')
+    ax.set(title='Swap agreement (chance ~1/N_K, see probe); prototype cosine', xlabel='iteration', ylabel='share / cosine')
     ax.legend(fontsize=8)
 
     names = list(probes)
@@ -117,12 +116,15 @@ def main(argv=None) -> int:
     ax.legend(fontsize=8)
     ax = axes[1, 2]
     keys = [('hard_ppl_lidar', 'hard ppl LiDAR / N_K'), ('hard_ppl_camera', 'hard ppl camera / N_K'),
-            ('swap_agree', 'swap agreement'), ('swap_chance', 'chance'), ('proto_cos_offdiag', 'prototype cosine')]
+            ('agree_over_chance', 'agreement / chance / 4'), ('proto_cos_offdiag', 'prototype cosine')]
     width = 0.8 / len(names)
     for j, n in enumerate(names):
         vals = []
         for k, _ in keys:
-            v = [r['prototypes'][k] / (r['prototypes']['num_prototypes'] if 'ppl' in k else 1) for r in probes[n]]
+            if k == 'agree_over_chance':
+                v = [r['prototypes']['swap_agree'] / r['prototypes']['swap_chance'] / 4 for r in probes[n]]
+            else:
+                v = [r['prototypes'][k] / (r['prototypes']['num_prototypes'] if 'ppl' in k else 1) for r in probes[n]]
             vals.append(np.mean(v))
         ax.bar(np.arange(len(keys)) + (j - (len(names) - 1) / 2) * width, vals, width, label=n)
     ax.set_xticks(np.arange(len(keys)), [lbl for _, lbl in keys], rotation=20, fontsize=8)

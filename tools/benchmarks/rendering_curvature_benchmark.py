@@ -109,7 +109,7 @@ def render_step(head, volume, rays, device, kept: Optional[dict] = None) -> floa
 
 def _setup(device: torch.device, chunk: int):
     gen = torch.Generator().manual_seed(0)
-    # SPEC 4.3 volume: C_r = 32 channels, Z = 5 over z in [-5, 3], 180 x 180 BEV cells
+    # the paper-sized volume: C_r = 32 channels, Z = 5 over z in [-5, 3], 180 x 180 BEV cells
     volume = torch.randn(1, 32, 5, 180, 180, generator=gen).to(device).requires_grad_(True)
     head = MODELS.build(dict(type='CLAPRenderingHead', in_channels=32, ray_chunk_size=chunk)).to(device)
     return gen, volume, head.train()

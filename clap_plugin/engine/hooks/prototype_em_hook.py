@@ -1,4 +1,4 @@
-"""Prototype EM hook: the bookkeeping around CLAP's gradient-trained prototypes (arXiv 2412.03059, Sec. 3.3).
+"""Prototype EM hook: the bookkeeping around CLAP's gradient-trained prototypes (arXiv 2412.03059).
 
 Design: one owner. The paper's EM is an E-step (softmax assignments) and an M-step that is a loss (assignment
 certainty, L_EM); together with the swapped prediction and the Gram regulariser the prototypes are learned by

@@ -1,4 +1,4 @@
-"""Rays and their targets from a batch, in the augmented LiDAR frame (SPEC 4.3).
+"""Rays and their targets from a batch, in the augmented LiDAR frame (CLAP, arXiv 2412.03059).
 
 LiDAR rays start at the LiDAR origin and pass through sampled points (target: the range). Camera rays start
 at each camera centre and pass through sampled pixels of the augmented image (targets: the pixel RGB, and the

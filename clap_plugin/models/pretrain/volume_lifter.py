@@ -1,4 +1,4 @@
-"""f3D: lift the fused BEV into the 3D feature volume that the rendering head samples (SPEC 4.3)."""
+"""f3D: lift the fused BEV into the 3D feature volume that the rendering head samples (CLAP, arXiv 2412.03059)."""
 from typing import List, Optional, Union
 
 from mmdet3d.registry import MODELS

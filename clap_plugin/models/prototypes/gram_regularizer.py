@@ -1,4 +1,4 @@
-"""Gram regulariser of the prototypes: mean off-diagonal entry of K K^T with unit-norm rows (SPEC 4.5)."""
+"""Gram regulariser of the prototypes: mean off-diagonal entry of K K^T with unit-norm rows (CLAP, arXiv 2412.03059)."""
 from typing import List, Optional, Union
 
 import torch.nn.functional as F
@@ -26,7 +26,7 @@ class GramRegularizer(BaseModule):
     """L_GMM = loss_weight * mean off-diagonal of K K^T (K row-normalised).
 
     Args:
-        loss_weight: weight of the term (SPEC: 0.1).
+        loss_weight: weight of the term (paper: 0.1).
     """
 
     def __init__(self, loss_weight: float = 0.1, init_cfg: Optional[Union[dict, List[dict]]] = None) -> None:

@@ -1,4 +1,4 @@
-"""Sinkhorn-Knopp equal-partition codes over the global batch (SwAV-style, SPEC 4.5).
+"""Sinkhorn-Knopp equal-partition codes over the global batch (SwAV-style; CLAP, arXiv 2412.03059).
 
 Q = exp(S / eps) normalised so that, over the *global* batch of B samples, every prototype receives B / K
 of the mass and every sample 1 (after the last iteration rows sum to exactly 1). Under DDP the sums over

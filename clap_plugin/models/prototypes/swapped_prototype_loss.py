@@ -1,5 +1,5 @@
-"""Learnable prototypes with swapped assignment prediction between LiDAR and camera (CLAP, arXiv 2412.03059,
-Sec. 3.3, Eq. 14-18).
+"""Learnable prototypes with swapped assignment prediction between LiDAR and camera (CLAP,
+arXiv 2412.03059).
 
 P~ = normalise(proj_L(P)), I~ = normalise(proj_C(I)) per BEV cell, S_P = P~ K^T, S_I = I~ K^T with
 row-normalised prototypes K. Codes Q_P, Q_I by Sinkhorn-Knopp on the detached scores (global batch).
@@ -40,6 +40,22 @@ def hard_perplexity(assign: Tensor, num_prototypes: int) -> Tensor:
     return torch.exp(-(p * p.clamp(min=1e-12).log()).sum())
 
 
+def swap_agreement(score_lidar: Tensor, score_camera: Tensor, code_lidar: Tensor, code_camera: Tensor,
+                   num_prototypes: int):
+    """Hard swap agreement of (M,) argmax prototypes and its chance level.
+
+    Agreement: the share of cells whose argmax LiDAR score names the argmax of the camera code, averaged with
+    the camera-score / LiDAR-code direction. Chance: the same for assignments drawn independently with these
+    marginals, sum_k P(score = k) P(code = k), averaged over the two directions.
+    """
+    def freq(a: Tensor) -> Tensor:
+        return torch.bincount(a, minlength=num_prototypes).float() / max(a.numel(), 1)
+
+    agree = 0.5 * ((score_lidar == code_camera).float().mean() + (score_camera == code_lidar).float().mean())
+    chance = 0.5 * ((freq(score_lidar) * freq(code_camera)).sum() + (freq(score_camera) * freq(code_lidar)).sum())
+    return agree, chance
+
+
 @dataclass
 class PrototypeTerms:
     """What one call of the prototype losses produced: weighted losses, detached figures and assignments."""
@@ -69,11 +85,9 @@ def prototype_terms(emb_lidar: Tensor, emb_camera: Tensor, prototypes: Tensor, t
     with torch.no_grad():
         n_k = protos.shape[0]
         a_p, a_i = s_p.argmax(-1), s_i.argmax(-1)
-        agree = 0.5 * ((a_p == q_i.argmax(-1)).float().mean() + (a_i == q_p.argmax(-1)).float().mean())
-        f_p = torch.bincount(a_p, minlength=n_k).float() / max(a_p.numel(), 1)
-        f_i = torch.bincount(a_i, minlength=n_k).float() / max(a_i.numel(), 1)
+        agree, chance = swap_agreement(a_p, a_i, q_p.argmax(-1), q_i.argmax(-1), n_k)
         figures = dict(proto_hard_ppl_lidar=hard_perplexity(a_p, n_k), proto_hard_ppl_camera=hard_perplexity(a_i, n_k),
-                       proto_swap_agree=agree, proto_swap_chance=(f_p * f_i).sum(),
+                       proto_swap_agree=agree, proto_swap_chance=chance,
                        proto_cos_offdiag=gram_off_diagonal_mean(protos.detach()))
     return PrototypeTerms(loss_swap=loss_swap_weight * swap, loss_em=loss_em_weight * em, figures=figures,
                           assignments=dict(lidar=a_p, camera=a_i))

@@ -86,7 +86,7 @@ class VolumeSDFField:
         mlps: the shared :class:`NeuSFieldMLPs`.
         volume: (C, Z, H, W) or (1, C, Z, H, W) feature volume spanning ``point_cloud_range``.
         point_cloud_range: [x_min, y_min, z_min, x_max, y_max, z_max] in metres.
-        coord_scale: world -> normalised scale of the MLP inputs and the SDF (SPEC: 1/54).
+        coord_scale: world -> normalised scale of the MLP inputs and the SDF (CLAP and UniPAD: 1/54).
     """
 
     def __init__(self, mlps: NeuSFieldMLPs, volume: Tensor, point_cloud_range: Sequence[float],

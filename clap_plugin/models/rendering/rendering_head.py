@@ -1,6 +1,6 @@
 """CLAP rendering head: NeuS volume rendering of LiDAR and camera rays from a 3D feature volume.
 
-Loss (CLAP, arXiv 2412.03059, Sec. 3; weights as in UniPAD's code):
+Loss (CLAP, arXiv 2412.03059; the normalised frame as in UniPAD's code):
 L_rend = mean_L(w_L |r - r~| + w_sur |s(hit)|) + w_C mean_C |c - c~|, with every geometric term in the frame
 normalised by ``coord_scale`` (1/54): ranges, SDF values and coordinates alike, so that the paper's weights
 w_L : w_sur : w_C = 2 : 0.1 : 0.1 balance what they say.
@@ -38,7 +38,7 @@ class CLAPRenderingHead(BaseModule):
     Args:
         in_channels: channels C of the feature volume.
         point_cloud_range: box spanned by the volume, [x0, y0, z0, x1, y1, z1] metres.
-        coord_scale: world -> normalised coordinates and SDF units (SPEC: 1/54).
+        coord_scale: world -> normalised coordinates and SDF units (CLAP and UniPAD: 1/54).
         field: kwargs of :class:`NeuSFieldMLPs` (MLP sizes).
         num_stratified, num_importance, up_sample_steps, base_up_sharpness: ray sampling (72 + 24).
         near: start of every ray (metres).

@@ -1,4 +1,4 @@
-"""Curvature sampling of LiDAR rays and camera pixels (CLAP, SPEC 4.4).
+"""Curvature sampling of LiDAR rays and camera pixels (CLAP, arXiv 2412.03059).
 
 Point weights w = |kappa| + eps (normalised), kappa the mean curvature of the rendering field's SDF at
 each LiDAR point; N_L points are drawn without replacement. Each camera gets a pixel weight map: the point

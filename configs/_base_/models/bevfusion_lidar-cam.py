@@ -1,4 +1,4 @@
-# BEVFusion lidar-cam model (SPEC §4.1): the architecture of mmdet3d 1.4's
+# BEVFusion lidar-cam model (the model of CLAP, arXiv 2412.03059): the architecture of mmdet3d 1.4's
 # projects/BEVFusion/configs/bevfusion_lidar-cam_voxel0075_second_secfpn_8xb4-cyclic-20e_nus-3d.py,
 # built from clap_plugin's modules. state_dict() names and shapes equal the upstream model's, so checkpoints
 # load both ways. No pretrained image backbone by default (set img_backbone.init_cfg.checkpoint to a local file).

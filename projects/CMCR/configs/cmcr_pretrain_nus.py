@@ -1,4 +1,4 @@
-# CMCR pre-training on nuScenes (SPEC 5) with CLAP's encoders, data and schedule: BEVFusion lidar-cam (Swin-T,
+# CMCR pre-training on nuScenes (a baseline of CLAP, arXiv 2412.03059) with CLAP's encoders, data and schedule: BEVFusion lidar-cam (Swin-T,
 # 0.075 m voxels). Point-to-pixel InfoNCE (4096 pairs, tau 0.07) on modality-shared features, masked image
 # modelling (half of the 32 x 32 patches) and occupancy estimation (4096 queries within 0.5 m of the surfaces) on
 # modality-specific features, a unified codebook of 400 x 64 shared by both modalities, and a decorrelation of

@@ -1,4 +1,4 @@
-# PPKT pre-training on nuScenes (SPEC 5) with CLAP's encoders, data and schedule: BEVFusion lidar-cam (Swin-T,
+# PPKT pre-training on nuScenes (a baseline of CLAP, arXiv 2412.03059) with CLAP's encoders, data and schedule: BEVFusion lidar-cam (Swin-T,
 # 0.075 m voxels), a frozen copy of the image backbone as the 2D teacher (set model.teacher to a pretrained
 # backbone config to use another one), upsampling projection of its stride-8 level (192 ch) to D = 64,
 # point-to-pixel InfoNCE over 4096 pairs, tau 0.07; 12 epochs, AdamW lr 5e-5 cosine, wd 0.01.

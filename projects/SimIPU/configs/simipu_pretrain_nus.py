@@ -1,4 +1,4 @@
-# SimIPU pre-training on nuScenes (SPEC 5) with CLAP's encoders, data and schedule: BEVFusion lidar-cam (Swin-T,
+# SimIPU pre-training on nuScenes (a baseline of CLAP, arXiv 2412.03059) with CLAP's encoders, data and schedule: BEVFusion lidar-cam (Swin-T,
 # 0.075 m voxels). Intra-modal InfoNCE between 1024 keypoints of two LiDAR views (the second made in the model by a
 # random rotation / scale / translation / flip, 10 % point dropout and 1 cm jitter) matched by the Hungarian
 # algorithm after undoing the transform, and inter-modal InfoNCE from image features (backbone + neck) at 4096
