@@ -81,7 +81,7 @@ def main(argv=None) -> int:
         it = [r['iter'] for r in rows]
         ax.plot(it, smooth([r['proto_swap_agree'] for r in rows], 10), label=f'{name}: agreement')
         ax.plot(it, [r['proto_cos_offdiag'] for r in rows], '-.', label=f'{name}: prototype cosine')
-    ax.set(title='Swap agreement (chance ~1/N_K, see probe); prototype cosine', xlabel='iteration', ylabel='share / cosine')
+    ax.set(title='Swap agreement, prototype cosine (per batch)', xlabel='iteration', ylabel='share / cosine')
     ax.legend(fontsize=8)
 
     names = list(probes)
