@@ -113,4 +113,4 @@ def test_cmcr_tiny_config_trains(synthetic_nus, tmp_path):
         assert any(not torch.equal(start[k], end[k]) for k in start if k.startswith(prefix)), prefix
     export_and_check_finetune_keys(osp.join(str(tmp_path), 'iter_2.pth'), str(tmp_path / 'enc.pth'),
                                    ('codebook', 'point_shared', 'point_specific', 'pixel_shared', 'pixel_specific',
-                                    'mim_decoder', 'occ_head'))
+                                    'mim_decoder', 'occ_head'), ('img_backbone', 'img_neck', 'pts_middle_encoder'))

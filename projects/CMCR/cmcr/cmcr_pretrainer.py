@@ -53,6 +53,12 @@ class CMCRPretrainer(PairwisePretrainerMixin, CLAPBEVFusion):
         **kwargs: encoder arguments of :class:`CLAPBEVFusion` (no ``bbox_head``).
     """
 
+    @classmethod
+    def trained_encoder_modules(cls, model_cfg: Optional[dict] = None) -> tuple:
+        """The encoder submodules this method trains (the LiDAR encoder and the image backbone + neck); tools/export_pretrained.py exports only these,
+        so the others keep the fine-tune config's own initialisation."""
+        return ('img_backbone', 'img_neck', 'pts_voxel_encoder', 'pts_middle_encoder')
+
     def __init__(self, lidar_channels: int, image_channels: int,
                  codebook: dict = dict(type='UnifiedCodebook', num_codes=400, dim=64), num_pairs: int = 4096,
                  temperature: float = 0.07, code_temperature: float = 0.1, mim_mask_ratio: float = 0.5,

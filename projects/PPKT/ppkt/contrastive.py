@@ -9,7 +9,7 @@
   values are exactly those of the full upsampled map at the pixels (see the tests).
 * :func:`info_nce`: InfoNCE with the i-th key the positive of the i-th query and all other keys negatives.
 """
-from typing import Dict, Sequence, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -145,3 +145,25 @@ def keyframe_points(points: Tensor, point_cloud_range: Sequence[float], keyframe
     keep &= (p[:, 0] >= x0) & (p[:, 0] < x1) & (p[:, 1] >= y0) & (p[:, 1] < y1) & (p[:, 2] >= z0) & (p[:, 2] < z1)
     idx = keep.nonzero(as_tuple=True)[0]
     return points[idx], idx
+
+
+def bev_cell_index(xy: Tensor, point_cloud_range: Sequence[float], bev_shape: Sequence[int]) -> Tensor:
+    """(P,) flat index ``ix * Y + iy`` of the (X, Y) BEV cell holding each point (P, 2) (x, y), clamped to the
+    grid (cell i spans ``[x0 + i s, x0 + (i + 1) s)``, as :func:`sample_bev_at_points`)."""
+    x0, y0, _, x1, y1, _ = [float(v) for v in point_cloud_range]
+    nx, ny = int(bev_shape[0]), int(bev_shape[1])
+    ix = ((xy[:, 0] - x0) / ((x1 - x0) / nx)).floor().long().clamp(0, nx - 1)
+    iy = ((xy[:, 1] - y0) / ((y1 - y0) / ny)).floor().long().clamp(0, ny - 1)
+    return ix * ny + iy
+
+
+def one_per_group(keys: Tensor, generator: Optional[torch.Generator] = None) -> Tensor:
+    """Indices of one uniformly drawn member of every group of equal ``keys`` (N,), in group-key order."""
+    n = keys.numel()
+    if n == 0:
+        return torch.zeros(0, dtype=torch.long, device=keys.device)
+    perm = torch.randperm(n, generator=generator, device='cpu').to(keys.device)
+    _, inverse = torch.unique(keys[perm], return_inverse=True)
+    first = torch.full((int(inverse.max()) + 1, ), n, dtype=torch.long, device=keys.device)
+    first = first.scatter_reduce(0, inverse, torch.arange(n, device=keys.device), reduce='amin')
+    return perm[first]
