@@ -94,8 +94,8 @@ def load_split(data_root: str, version: str, val_scenes: int) -> Tuple[List[dict
         if not osp.isfile(label):
             raise SystemExit(f'error: {label} is missing: generate the data with tools/create_synthetic_nuscenes.py '
                              '--save-gt-maps')
-        items[sample_scene[sd['sample_token']]].append(dict(image=osp.join(data_root, sd['filename']), label=label,
-                                                             scene=sample_scene[sd['sample_token']]))
+        scene = sample_scene[sd['sample_token']]
+        items[scene].append(dict(image=osp.join(data_root, sd['filename']), label=label, scene=scene))
     names = sorted(items)
     if not 1 <= val_scenes < len(names):
         raise SystemExit(f'error: --val-scenes {val_scenes} must be in [1, {len(names) - 1}] for the {len(names)} '
@@ -239,9 +239,13 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
           f'{sorted({i["scene"] for i in val_items})}; {len(classes)} classes; crops {crop}', flush=True)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     warmup = max(1, args.iters // 20)
-    sched = torch.optim.lr_scheduler.LambdaLR(  # linear warm-up, then cosine to 0
-        opt, lambda i: (i + 1) / warmup if i < warmup else 0.5 * (1 + np.cos(np.pi * (i - warmup) /
-                                                                          max(1, args.iters - warmup))))
+
+    def lr_factor(i: int) -> float:  # linear warm-up, then cosine to 0
+        if i < warmup:
+            return (i + 1) / warmup
+        return 0.5 * (1 + np.cos(np.pi * (i - warmup) / max(1, args.iters - warmup)))
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor)
     model.train()
     for it in range(1, args.iters + 1):
         idx = rng.integers(0, len(train_imgs), size=args.batch_size)

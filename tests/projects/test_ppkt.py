@@ -232,6 +232,6 @@ def test_shuffled_pairs_raise_the_loss_of_a_trained_model(synthetic_nus, tmp_pat
     shuffled = torch.stack([info_nce(p, x[torch.randperm(x.shape[0])], model.temperature) for _ in range(3)])
     assert true < shuffled.min() - 0.08, (true, shuffled)  # measured gaps 0.13-0.29
     bev = model.extract_pts_feat(list(inputs['points']))
-    keys = pairs['img_idx'] * bev.shape[-2] * bev.shape[-1] + cell_of(pairs['xyz'][:, :2], model.point_cloud_range,
-                                                                        bev.shape[-2:])
+    cells = cell_of(pairs['xyz'][:, :2], model.point_cloud_range, bev.shape[-2:])
+    keys = pairs['img_idx'] * bev.shape[-2] * bev.shape[-1] + cells
     assert torch.unique(keys).numel() == keys.numel()  # no two anchors share a (camera, cell)

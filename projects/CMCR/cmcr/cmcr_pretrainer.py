@@ -30,11 +30,10 @@ from mmengine.logging import print_log
 from torch import Tensor, nn
 
 from clap_plugin.models.bevfusion.detector import CLAPBEVFusion
-from clap_plugin.models.contrastive import build_frozen_teacher, teacher_summary
+from clap_plugin.models.contrastive import (PairwisePretrainerMixin, build_frozen_teacher, contrastive_accuracy,
+                                            info_nce, keyframe_points, sample_pixel_features, subsample,
+                                            teacher_summary)
 from clap_plugin.models.pretrain.masking import mask_image_patches
-from projects.PPKT.ppkt.contrastive import (contrastive_accuracy, info_nce, keyframe_points,
-                                            sample_pixel_features, subsample)
-from projects.PPKT.ppkt.ppkt_pretrainer import PairwisePretrainerMixin
 
 from .losses import (code_matching_loss, cross_commitment_loss, decorrelation_loss, masked_patch_loss,
                      occupancy_queries)
@@ -63,8 +62,9 @@ class CMCRPretrainer(PairwisePretrainerMixin, CLAPBEVFusion):
 
     @classmethod
     def trained_encoder_modules(cls, model_cfg: Optional[dict] = None) -> tuple:
-        """The encoder submodules this method trains (the LiDAR encoder; the 2D teacher is frozen); tools/export_pretrained.py exports only these,
-        so the others keep the fine-tune config's own initialisation."""
+        """The encoder submodules this method trains (the LiDAR encoder; the 2D teacher is frozen).
+
+        tools/export_pretrained.py exports only these; the others keep the fine-tune config's own init."""
         return ('pts_voxel_encoder', 'pts_middle_encoder')
 
     def __init__(self, lidar_channels: int, teacher_channels: int, teacher: Optional[dict] = None,

@@ -8,7 +8,7 @@ upsampling projection layer brings its features to D channels at pixel resolutio
 projected into the images (back-projection) to form point-pixel pairs; each point's feature is read from the
 LiDAR BEV at its cell and projected to D. InfoNCE from point to pixel over ``num_pairs`` sampled pairs.
 """
-from typing import Dict, List, Optional, Sequence
+from typing import List, Optional
 
 import torch
 from mmdet3d.registry import MODELS
@@ -17,46 +17,9 @@ from mmdet3d.structures import Det3DDataSample
 from torch import Tensor, nn
 
 from clap_plugin.models.bevfusion.detector import CLAPBEVFusion
-from clap_plugin.models.contrastive import build_frozen_teacher, teacher_summary
-from clap_plugin.models.pretrain.ray_builder import pixel_projection
-
-from .contrastive import (UpsamplingProjection, bev_cell_index, contrastive_accuracy, info_nce, keyframe_points,
-                          one_per_group, point_pixel_pairs, sample_bev_at_points, subsample)
-
-
-class PairwisePretrainerMixin:
-    """Helpers shared by the point-pixel baselines (they need both branches' configs and a LiDAR range)."""
-
-    @property
-    def point_cloud_range(self) -> List[float]:
-        if self.pts_voxel_layer is None:
-            raise RuntimeError(f'{type(self).__name__} needs the LiDAR branch')
-        return self.pts_voxel_layer.point_cloud_range
-
-    def gather_pairs(self, points: Sequence[Tensor], cams: Dict[str, Tensor], num_cams: int,
-                     img_shape: Sequence[int], keyframe_dim: Optional[int]) -> Dict[str, Tensor]:
-        """Point-pixel pairs of a batch: ``batch_idx``, ``xyz`` (M, 3), ``img_idx`` (into B * N_cam images),
-        ``uv`` (M, 2), ``depth`` (M,)."""
-        out = {k: [] for k in ('batch_idx', 'xyz', 'img_idx', 'uv', 'depth')}
-        for b, pts in enumerate(points):
-            kf, _ = keyframe_points(pts, self.point_cloud_range, keyframe_dim)
-            proj = pixel_projection(cams['lidar2img'][b], cams['img_aug_matrix'][b], cams['lidar_aug_matrix'][b])
-            pairs = point_pixel_pairs(kf[:, :3], proj, img_shape)
-            m = pairs['point_idx'].numel()
-            out['batch_idx'].append(torch.full((m, ), b, dtype=torch.long, device=pts.device))
-            out['xyz'].append(kf[pairs['point_idx'], :3])
-            out['img_idx'].append(pairs['cam_idx'] + b * num_cams)
-            out['uv'].append(pairs['uv'].to(pts.dtype))
-            out['depth'].append(pairs['depth'].to(pts.dtype))
-        return {k: torch.cat(v) for k, v in out.items()}
-
-    def bev_point_features(self, bev: Tensor, batch_idx: Tensor, xyz: Tensor) -> Tensor:
-        """(M, C) features of the (B, C, X, Y) BEV at each point's cell."""
-        out = bev.new_zeros(xyz.shape[0], bev.shape[1])
-        for b in torch.unique(batch_idx).tolist():
-            sel = (batch_idx == b).nonzero(as_tuple=True)[0]
-            out = out.index_copy(0, sel, sample_bev_at_points(bev[b], xyz[sel, :2], self.point_cloud_range))
-        return out
+from clap_plugin.models.contrastive import (PairwisePretrainerMixin, UpsamplingProjection, bev_cell_index,
+                                            build_frozen_teacher, contrastive_accuracy, info_nce, one_per_group,
+                                            subsample, teacher_summary)
 
 
 @MODELS.register_module()
@@ -87,8 +50,10 @@ class PPKTPretrainer(PairwisePretrainerMixin, CLAPBEVFusion):
 
     @classmethod
     def trained_encoder_modules(cls, model_cfg: Optional[dict] = None) -> tuple:
-        """The encoder submodules this method trains (the LiDAR encoder; the 2D teacher is frozen and the camera branch gets no gradient); tools/export_pretrained.py exports only these,
-        so the others keep the fine-tune config's own initialisation."""
+        """The encoder submodules this method trains (the LiDAR encoder; the teacher is frozen, the camera
+        branch gets no gradient).
+
+        tools/export_pretrained.py exports only these; the others keep the fine-tune config's own init."""
         return ('pts_voxel_encoder', 'pts_middle_encoder')
 
     def __init__(self, teacher_channels: int, lidar_channels: int, teacher: Optional[dict] = None,

@@ -2,4 +2,5 @@
 from .matching import farthest_point_sampling, match_keypoints, random_view_transform, transform_points
 from .simipu_pretrainer import ProjectionMLP, SimIPUPretrainer
 
-__all__ = ['farthest_point_sampling', 'match_keypoints', 'random_view_transform', 'transform_points', 'ProjectionMLP', 'SimIPUPretrainer']
+__all__ = ['farthest_point_sampling',
+           'match_keypoints', 'random_view_transform', 'transform_points', 'ProjectionMLP', 'SimIPUPretrainer']

@@ -22,9 +22,8 @@ from mmdet3d.structures import Det3DDataSample
 from torch import Tensor, nn
 
 from clap_plugin.models.bevfusion.detector import CLAPBEVFusion
-from projects.PPKT.ppkt.contrastive import (contrastive_accuracy, info_nce, keyframe_points,
+from clap_plugin.models.contrastive import (PairwisePretrainerMixin, contrastive_accuracy, info_nce, keyframe_points,
                                             sample_pixel_features, subsample)
-from projects.PPKT.ppkt.ppkt_pretrainer import PairwisePretrainerMixin
 
 from .matching import farthest_point_sampling, match_keypoints, random_view_transform, transform_points
 
@@ -68,8 +67,10 @@ class SimIPUPretrainer(PairwisePretrainerMixin, CLAPBEVFusion):
 
     @classmethod
     def trained_encoder_modules(cls, model_cfg: Optional[dict] = None) -> tuple:
-        """The encoder submodules this method trains (the LiDAR encoder by the intra-modal loss, the image backbone + neck by the inter-modal loss); tools/export_pretrained.py exports only these,
-        so the others keep the fine-tune config's own initialisation."""
+        """The encoder submodules this method trains (the LiDAR encoder by the intra-modal loss, the image
+        backbone + neck by the inter-modal loss).
+
+        tools/export_pretrained.py exports only these; the others keep the fine-tune config's own init."""
         return ('img_backbone', 'img_neck', 'pts_voxel_encoder', 'pts_middle_encoder')
 
     def __init__(self, lidar_channels: int, image_channels: int, embed_dim: int = 128, hidden_channels: int = 256,
