@@ -58,10 +58,10 @@ def farthest_point_sampling(xyz: Tensor, k: int, generator: Optional[torch.Gener
         return torch.zeros(0, dtype=torch.long, device=xyz.device)
     pts = xyz.detach().float()
     out = torch.empty(k, dtype=torch.long, device=xyz.device)
-    cur = int(torch.randint(n, (1, ), generator=generator))
+    cur = torch.randint(n, (), generator=generator).to(xyz.device)
     dist = torch.full((n, ), float('inf'), device=xyz.device)
-    for i in range(k):
+    for i in range(k):  # indices stay on the device: no host synchronisation per step
         out[i] = cur
         dist = torch.minimum(dist, (pts - pts[cur]).square().sum(1))
-        cur = int(torch.argmax(dist))
+        cur = torch.argmax(dist)
     return out
