@@ -158,6 +158,28 @@ def test_cmcr_refuses_to_build_without_a_teacher():
         MODELS.build(cfg.model)
 
 
+def test_pairs_on_masked_patches_are_dropped():
+    import types
+
+    from clap_plugin.models.pretrain.masking import mask_image_patches
+    from projects.CMCR.cmcr import CMCRPretrainer
+    g = torch.Generator().manual_seed(0)
+    imgs = torch.ones(2, 3, 3, 32, 48)  # B = 2, N = 3 images of 32 x 48, patches of 16: 2 x 3 per image
+    masked, patch_mask = mask_image_patches(imgs, 16, 0.5, generator=g)
+    n = 4000
+    pairs = dict(img_idx=torch.randint(0, 6, (n, ), generator=g),
+                 uv=torch.rand(n, 2, generator=g) * torch.tensor([48.0, 32.0]), depth=torch.arange(n).float())
+    out = CMCRPretrainer.visible_pairs(types.SimpleNamespace(mim_patch_size=16), pairs, patch_mask)
+    flat = masked.flatten(0, 1)
+    # a kept pair's pixel is unmasked in the network input, a dropped pair's pixel is masked
+    val = flat[out['img_idx'], 0, out['uv'][:, 1].long(), out['uv'][:, 0].long()]
+    assert bool((val == 1).all()) and 0.4 * n < out['img_idx'].numel() < 0.6 * n
+    dropped = torch.ones(n, dtype=torch.bool)
+    dropped[out['depth'].long()] = False
+    val = flat[pairs['img_idx'][dropped], 0, pairs['uv'][dropped, 1].long(), pairs['uv'][dropped, 0].long()]
+    assert bool((val == 0).all())
+
+
 def test_cmcr_decoders_read_the_quantised_codes(synthetic_nus, tmp_path, teacher_ckpt):
     _, _, _, runner = run_tiny(TINY, synthetic_nus, tmp_path, iters=1,
                                cfg_options={'model.teacher_checkpoint': teacher_ckpt})

@@ -130,6 +130,15 @@ class CMCRPretrainer(PairwisePretrainerMixin, CLAPBEVFusion):
     def _linear(conv: nn.Conv2d, x: Tensor) -> Tensor:
         return F.linear(x, conv.weight.flatten(1), conv.bias)
 
+    def visible_pairs(self, pairs: Dict[str, Tensor], patch_mask: Tensor) -> Dict[str, Tensor]:
+        """The pairs whose pixel lies in an unmasked patch; ``patch_mask`` (B, N, gh, gw) is True where masked,
+        pairs index images by ``img_idx`` (into B * N) at pixel ``uv`` (x, y)."""
+        pm = patch_mask.flatten(0, 1)
+        pu = (pairs['uv'][:, 0] // self.mim_patch_size).long().clamp(0, pm.shape[-1] - 1)
+        pv = (pairs['uv'][:, 1] // self.mim_patch_size).long().clamp(0, pm.shape[-2] - 1)
+        visible = (~pm[pairs['img_idx'], pv, pu]).nonzero(as_tuple=True)[0]
+        return {k: v[visible] for k, v in pairs.items()}
+
     def _with_codes(self, specific: Tensor, shared: Tensor) -> Tuple[Tensor, Dict[str, Tensor]]:
         """``specific + straight-through quantised code of normalize(shared)``, rows are features."""
         q = self.codebook.quantize(F.normalize(shared, dim=1))
@@ -179,11 +188,7 @@ class CMCRPretrainer(PairwisePretrainerMixin, CLAPBEVFusion):
 
         # point-pixel pairs off the masked patches: contrastive distillation, codebook, decorrelation
         pairs = self.gather_pairs(points, cams, n_cam, img_shape, self.keyframe_dim)
-        pm = patch_mask.flatten(0, 1)  # (B * N, gh, gw)
-        pu = (pairs['uv'][:, 0] // self.mim_patch_size).long().clamp(0, pm.shape[-1] - 1)
-        pv = (pairs['uv'][:, 1] // self.mim_patch_size).long().clamp(0, pm.shape[-2] - 1)
-        visible = (~pm[pairs['img_idx'], pv, pu]).nonzero(as_tuple=True)[0]
-        pairs = {k: v[visible] for k, v in pairs.items()}
+        pairs = self.visible_pairs(pairs, patch_mask)
         sel = subsample(pairs['xyz'].shape[0], self.num_pairs, imgs.device)
         if sel.numel() < 2:
             raise RuntimeError(f'CMCR: only {sel.numel()} LiDAR points project onto unmasked pixels of this batch')
