@@ -2,6 +2,16 @@
 
     python tools/export_pretrained.py CKPT OUT [--bn-stats keep|recompute|drop]
     python tools/export_pretrained.py CKPT OUT --bn-stats recompute --config CONFIG --data-root DIR/
+    python tools/export_pretrained.py CKPT OUT [--trained-modules pts_voxel_encoder,pts_middle_encoder | --all-modules]
+
+Only the modules the method trained: a pre-trainer declares the encoder submodules it trains
+(``trained_encoder_modules``, read through the config mmengine stores in the checkpoint's ``meta['cfg']``;
+CLAP and detectors train all of them). The others are left out, so that at fine-tuning they keep the shared
+initialisation (``init_cfg``, e.g. ImageNet weights of the image backbone) instead of being overwritten by
+weights the method never trained. The tool prints which modules were trained and exported and which were left
+out. ``--trained-modules`` overrides the declaration; ``--all-modules`` exports every encoder submodule (the
+old behaviour). A checkpoint without a stored config (a bare state dict) exports every encoder present, and
+the tool says so.
 
 BN running statistics: pre-training fits them to 90%-masked inputs. ``--bn-stats recompute`` (default when
 ``--config`` is given) re-estimates them on unmasked inputs of the config's training set (``--bn-batches``
@@ -26,10 +36,10 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 
-ENCODER_PREFIXES = ('img_backbone', 'img_neck', 'view_transform', 'pts_voxel_encoder', 'pts_middle_encoder',
-                    'fusion_layer', 'pts_backbone', 'pts_neck')
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 from clap_plugin.utils import state_dicts  # noqa: E402
+from clap_plugin.utils.trained_modules import (ENCODER_PREFIXES, TrainedModulesError,  # noqa: E402
+                                               parse_module_list, trained_modules_from_meta)
 
 
 def load_state_dict(path: str) -> Tuple[Dict[str, torch.Tensor], dict]:
@@ -73,6 +83,10 @@ def recomputed_state(src: str, config: str, data_root: Optional[str], num_batche
     state, _ = load_state_dict(src)
     torch.manual_seed(0)
     np.random.seed(0)
+    if 'random_teacher_ablation' in cfg.model and not cfg.model.get('teacher_checkpoint'):
+        # a distillation baseline refuses to build without a teacher file; its teacher plays no part in the
+        # forward pass of the encoders here and its weights come from ``src`` below, so build it bare
+        cfg.model.random_teacher_ablation = True
     model = MODELS.build(cfg.model)
     missing, unexpected = model.load_state_dict(state, strict=False)
     if unexpected or [k for k in missing if k.split('.', 1)[0] in ENCODER_PREFIXES]:
@@ -94,31 +108,67 @@ def recomputed_state(src: str, config: str, data_root: Optional[str], num_batche
     return model.state_dict()
 
 
+def decide_trained(meta: dict, trained_modules: Optional[Sequence[str]] = None,
+                   all_modules: bool = False) -> Tuple[Tuple[str, ...], str]:
+    """(encoder submodules to export, why): the override, else the method's declaration, else all."""
+    if trained_modules is not None and all_modules:
+        raise SystemExit('error: give either --trained-modules or --all-modules, not both')
+    if all_modules:
+        return ENCODER_PREFIXES, '--all-modules: every encoder submodule, trained or not'
+    try:
+        if trained_modules is not None:
+            names = parse_module_list(','.join(trained_modules))
+            return names, '--trained-modules'
+        names, reason = trained_modules_from_meta(meta)
+    except TrainedModulesError as err:
+        raise SystemExit(f'error: {err} (pass --trained-modules or --all-modules)') from err
+    if names is None:
+        return ENCODER_PREFIXES, f'{reason}: trained modules unknown, every encoder submodule present is exported'
+    return names, reason
+
+
 def export(src: str, dst: str, bn_stats: str = 'keep', config: Optional[str] = None, data_root: Optional[str] = None,
-           bn_batches: int = 64) -> Tuple['OrderedDict[str, torch.Tensor]', List[str]]:
-    """Write the encoder-only checkpoint of ``src`` to ``dst``; returns (kept state, dropped key names)."""
+           bn_batches: int = 64, trained_modules: Optional[Sequence[str]] = None,
+           all_modules: bool = False) -> Tuple['OrderedDict[str, torch.Tensor]', List[str]]:
+    """Write the trained encoders of ``src`` to ``dst``; returns (kept state, dropped key names). Prints the
+    encoder submodules exported (trained) and those left out (present but not trained by the method)."""
+    kept, dropped, _ = export_with_report(src, dst, bn_stats, config, data_root, bn_batches, trained_modules,
+                                          all_modules)
+    return kept, dropped
+
+
+def export_with_report(src: str, dst: str, bn_stats: str = 'keep', config: Optional[str] = None,
+                       data_root: Optional[str] = None, bn_batches: int = 64,
+                       trained_modules: Optional[Sequence[str]] = None, all_modules: bool = False):
+    """:func:`export`, also returning the encoder submodules taken as trained (in ``ENCODER_PREFIXES`` order)."""
     from clap_plugin.utils.bn_statistics import drop_bn_statistics
     if bn_stats not in ('keep', 'recompute', 'drop'):
         raise SystemExit(f"error: --bn-stats must be keep, recompute or drop, got {bn_stats!r}")
     state, meta = load_state_dict(src)
+    trained, reason = decide_trained(meta, trained_modules, all_modules)
     if bn_stats == 'recompute':
         if config is None:
             raise SystemExit('error: --bn-stats recompute needs --config (the pre-training config) and its data')
         state = recomputed_state(src, config, data_root, bn_batches)
-    kept = encoder_state_dict(state)
+    present = [p for p in ENCODER_PREFIXES if any(k.split('.', 1)[0] == p for k in state)]
+    kept = encoder_state_dict(state, [p for p in ENCODER_PREFIXES if p in trained])
+    left_out = [p for p in present if p not in trained]
+    print(f'trained modules ({reason}): {[p for p in present if p in trained]}')
+    print(f'left out (present, not trained by this method; the fine-tune keeps its own init): {left_out}')
     if bn_stats == 'drop':
         kept = drop_bn_statistics(kept)
     if not kept:
         tops = sorted({k.split('.', 1)[0] for k in state})
-        raise SystemExit(f'error: {src!r} has none of the encoder submodules {list(ENCODER_PREFIXES)} '
+        raise SystemExit(f'error: {src!r} has none of the encoder submodules {list(trained)} '
                          f'(its top-level modules: {tops})')
     dropped = [k for k in state if k not in kept]
-    out_meta = dict(exported_from=osp.abspath(src), encoder_prefixes=list(ENCODER_PREFIXES), bn_stats=bn_stats)
+    out_meta = dict(exported_from=osp.abspath(src), encoder_prefixes=[p for p in ENCODER_PREFIXES if p in trained],
+                    left_out=left_out, bn_stats=bn_stats)
     for key in ('epoch', 'iter', 'seed', 'experiment_name', 'mmengine_version'):
         if key in meta and isinstance(meta[key], (int, float, str)):
             out_meta[key] = meta[key]
     state_dicts.save_checkpoint(dst, kept, out_meta)
-    return kept, dropped
+    return kept, dropped, [p for p in ENCODER_PREFIXES if p in trained]
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -131,6 +181,10 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--config', help='pre-training config, for --bn-stats recompute')
     parser.add_argument('--data-root', help='data root of that config (default: the config\'s)')
     parser.add_argument('--bn-batches', type=int, default=64, help='samples for --bn-stats recompute')
+    parser.add_argument('--trained-modules', help='comma-separated encoder submodules to export (overrides the '
+                        "method's declaration in the checkpoint's config)")
+    parser.add_argument('--all-modules', action='store_true',
+                        help='export every encoder submodule, also those the method did not train')
     args = parser.parse_args(argv)
     if args.bn_stats is None:
         args.bn_stats = 'recompute' if args.config else 'keep'
@@ -141,9 +195,11 @@ def main(argv: Optional[List[str]] = None) -> 'OrderedDict[str, torch.Tensor]':
     args = parse_args(argv)
     if osp.abspath(args.checkpoint) == osp.abspath(args.out):
         raise SystemExit('error: OUT must differ from CKPT')
-    kept, dropped = export(args.checkpoint, args.out, args.bn_stats, args.config, args.data_root, args.bn_batches)
+    trained = args.trained_modules.split(',') if args.trained_modules is not None else None
+    kept, dropped, exported = export_with_report(args.checkpoint, args.out, args.bn_stats, args.config,
+                                                 args.data_root, args.bn_batches, trained, args.all_modules)
     print(f'{"submodule":<20} {"tensors":>8} {"parameters":>12}')
-    for prefix, n_tensors, n_elems in summarize(kept):
+    for prefix, n_tensors, n_elems in summarize(kept, exported):
         print(f'{prefix:<20} {n_tensors:>8d} {n_elems:>12,d}')
     total = sum(v.numel() for v in kept.values())
     dropped_tops = sorted({k.split('.', 1)[0] for k in dropped})

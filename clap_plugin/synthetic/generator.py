@@ -16,7 +16,8 @@ import torch
 from .nuscenes_tables import NuScenesTables, TokenFactory, quaternion_list, vector_list, visibility_token
 from .render import CameraFrame, ego_to_global, render_camera, render_lidar
 from .rig import CAMERA_NAMES, LIDAR_NAME, LidarPattern, build_rig, camera_pixel_rays, yaw_quaternion
-from .scene import Scene, SceneConfig, SceneObject, build_scene
+from .scene import (MAT_BARRIER, MAT_BUILDING, MAT_CONE, MAT_CYCLE, MAT_GROUND, MAT_PERSON, MAT_POLE, MAT_VEHICLE,
+                    Scene, SceneConfig, SceneObject, build_scene)
 
 # Official split scene names (nuscenes-devkit's ``create_splits_scenes``), val scenes interleaved so that a
 # small set gets both training and validation scenes.
@@ -27,6 +28,22 @@ SUPPORTED_VERSIONS = ('v1.0-mini', 'v1.0-trainval')
 KEYFRAME_INTERVAL = 0.5  # seconds (2 Hz)
 SWEEP_INTERVAL = 0.05  # seconds (20 Hz LiDAR)
 BASE_TIMESTAMP_US = 1_532_402_927_000_000
+
+
+# Per-pixel semantic classes written (as ``semantic``, uint8) beside ``object_id`` in the camera ground-truth maps
+# of ``save_gt_maps``: the sky, then one class per surface material (the ground and each kind of primitive).
+SEMANTIC_CLASSES = ('sky', 'ground', 'building', 'vehicle', 'person', 'traffic_cone', 'barrier', 'pole', 'cycle')
+_MATERIAL_SEMANTIC = {MAT_GROUND: 1, MAT_BUILDING: 2, MAT_VEHICLE: 3, MAT_PERSON: 4, MAT_CONE: 5, MAT_BARRIER: 6,
+                      MAT_POLE: 7, MAT_CYCLE: 8}
+
+
+def semantic_map(scene: Scene, object_id: np.ndarray) -> np.ndarray:
+    """(H, W) uint8 index into :data:`SEMANTIC_CLASSES` of an ``object_id`` map (-1 sky, 0 ground)."""
+    lut = np.zeros(max([o.object_id for o in scene.objects], default=0) + 2, np.uint8)  # entry 0: sky (id -1)
+    lut[1] = _MATERIAL_SEMANTIC[MAT_GROUND]
+    for o in scene.objects:
+        lut[o.object_id + 1] = _MATERIAL_SEMANTIC[o.material]
+    return lut[object_id + 1]
 
 
 class SyntheticDataError(ValueError):
@@ -271,7 +288,8 @@ class SyntheticNuScenesGenerator:
                 cam_chain[cam].append(rec)
                 if cfg.save_gt_maps:
                     np.savez_compressed(os.path.join(out, 'synthetic_gt', rec['token'] + '.npz'),
-                                        object_id=frame.object_id, depth=frame.depth.astype(np.float32))
+                                        object_id=frame.object_id, depth=frame.depth.astype(np.float32),
+                                        semantic=semantic_map(scene, frame.object_id))
                 cam2global = ego_to_global(scene, t) @ calib.sensor_to_ego()
                 frames[cam] = (frame, np.linalg.inv(cam2global), calib.intrinsic, t)
             # annotations at the keyframe time

@@ -124,3 +124,53 @@ def test_bad_inputs_are_rejected(tmp_path):
     with pytest.raises(SystemExit, match='not a checkpoint dict'):
         export_pretrained.main([str(tensor_file), out])
     assert not osp.exists(out)
+
+
+def _with_cfg(src: str, dst: str, config: str) -> str:
+    """A copy of checkpoint ``src`` whose meta carries ``config``'s text, as mmengine's runner stores it."""
+    from mmengine.config import Config
+    ckpt = torch.load(src, map_location='cpu', weights_only=False)
+    ckpt['meta']['cfg'] = Config.fromfile(osp.join(REPO, config)).pretty_text
+    torch.save(ckpt, dst)
+    return dst
+
+
+def test_export_keeps_only_the_modules_the_method_trained(pretrain_ckpt, tmp_path, capsys):
+    import export_pretrained
+    src, state = pretrain_ckpt
+    present = {k.split('.', 1)[0] for k in state} & set(ENCODERS)  # HardSimpleVFE has no tensors
+    # PPKT declares that it trains the LiDAR encoder only: the image branch, fuser and BEV backbone are left out
+    ppkt = _with_cfg(src, str(tmp_path / 'ppkt.pth'), 'projects/PPKT/configs/ppkt_pretrain_nus_cpu-tiny.py')
+    kept = export_pretrained.main([ppkt, str(tmp_path / 'ppkt_enc.pth')])
+    assert {k.split('.', 1)[0] for k in kept} == {'pts_middle_encoder'}
+    assert list(kept) == [k for k in state if k.startswith('pts_middle_encoder.')]
+    text = capsys.readouterr().out
+    assert "trained modules (PPKTPretrainer.trained_encoder_modules): ['pts_middle_encoder']" in text
+    assert ("left out (present, not trained by this method; the fine-tune keeps its own init): ['img_backbone', "
+            "'img_neck', 'view_transform', 'fusion_layer', 'pts_backbone', 'pts_neck']") in text
+    saved = torch.load(str(tmp_path / 'ppkt_enc.pth'), map_location='cpu', weights_only=True)
+    assert saved['meta']['left_out'][:2] == ['img_backbone', 'img_neck']
+    assert all(k in saved['state_dict']._metadata for k in ('pts_middle_encoder.conv_input.0', ''))
+    # SimIPU: both encoders, not the view transform / fuser / BEV backbone
+    simipu = _with_cfg(src, str(tmp_path / 'simipu.pth'), 'projects/SimIPU/configs/simipu_pretrain_nus_cpu-tiny.py')
+    kept = export_pretrained.main([simipu, str(tmp_path / 'simipu_enc.pth')])
+    assert {k.split('.', 1)[0] for k in kept} == {'img_backbone', 'img_neck', 'pts_middle_encoder'}
+    # CLAP's pre-trainer renders from the fused BEV: it trains (and exports) every encoder
+    clap = _with_cfg(src, str(tmp_path / 'clap.pth'), 'configs/clap_pretrain_nus_cpu-tiny.py')
+    kept = export_pretrained.main([clap, str(tmp_path / 'clap_enc.pth')])
+    assert {k.split('.', 1)[0] for k in kept} == present
+    assert 'CLAPPretrainer declares no trained_encoder_modules' in capsys.readouterr().out
+    # overrides
+    kept = export_pretrained.main([ppkt, str(tmp_path / 'all.pth'), '--all-modules'])
+    assert {k.split('.', 1)[0] for k in kept} == present
+    kept = export_pretrained.main([src, str(tmp_path / 'img.pth'), '--trained-modules', 'img_backbone,img_neck'])
+    assert {k.split('.', 1)[0] for k in kept} == {'img_backbone', 'img_neck'}
+    with pytest.raises(SystemExit, match="--trained-modules 'img_backbone,head'"):
+        export_pretrained.main([src, str(tmp_path / 'x.pth'), '--trained-modules', 'img_backbone,head'])
+    with pytest.raises(SystemExit, match='not both'):
+        export_pretrained.main([src, str(tmp_path / 'x.pth'), '--trained-modules', 'img_neck', '--all-modules'])
+    # a checkpoint without a stored config: all encoders, and the tool says the trained set is unknown
+    capsys.readouterr()
+    export_pretrained.main([src, str(tmp_path / 'bare.pth')])
+    assert 'trained modules unknown' in capsys.readouterr().out
+    assert not osp.exists(str(tmp_path / 'x.pth'))

@@ -27,10 +27,12 @@ class _RecordBaselineLosses(Hook):
         self.params['end'] = {k: v.detach().clone() for k, v in runner.model.state_dict().items()}
 
 
-def run_tiny(config: str, data_root: str, work_dir, iters: int = 2):
+def run_tiny(config: str, data_root: str, work_dir, iters: int = 2, cfg_options: dict = None):
     """Train ``config`` (a path relative to the repository root) for ``iters`` iterations on ``data_root``;
     returns (per-iteration logged outputs, parameters at start, parameters at end, runner)."""
     cfg = Config.fromfile(osp.join(ROOT, config))
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
     cfg.work_dir = str(work_dir)
     cfg.train_dataloader.dataset.data_root = data_root
     cfg.train_cfg = dict(type='IterBasedTrainLoop', max_iters=iters)
@@ -48,10 +50,28 @@ def run_tiny(config: str, data_root: str, work_dir, iters: int = 2):
         _RecordBaselineLosses.params['end'], runner
 
 
-def export_and_check_finetune_keys(ckpt: str, out: str, dropped_prefixes):
-    """Export ``ckpt`` with tools/export_pretrained.py and check that the encoder weights cover every encoder
-    parameter of the fine-tune detector (configs/bevfusion_lidar-cam_finetune_nus_cpu-tiny.py) with the same
-    shapes, and that the method's own modules were dropped."""
+def write_teacher(path: str, config: str = 'configs/_base_/models/bevfusion_cpu-tiny.py', seed: int = 3) -> dict:
+    """Save a (randomly initialised, seeded) image backbone of ``config`` as a 2D-teacher checkpoint laid out as
+    tools/train_2d_teacher.py writes it (``img_backbone.*`` plus a ``seg_head.*`` entry); returns its weights."""
+    from mmdet3d.registry import MODELS
+
+    from clap_plugin.utils.state_dicts import save_checkpoint
+    cfg = Config.fromfile(osp.join(ROOT, config))
+    torch.manual_seed(seed)
+    backbone = MODELS.build(cfg.model.img_backbone)
+    state = backbone.state_dict()
+    full = type(state)((f'img_backbone.{k}', v) for k, v in state.items())
+    full['seg_head.classifier.weight'] = torch.zeros(9, 64, 1, 1)
+    save_checkpoint(path, full, dict(task='test teacher'))
+    return {k: v.clone() for k, v in state.items()}
+
+
+def export_and_check_finetune_keys(ckpt: str, out: str, dropped_prefixes, trained_prefixes):
+    """Export ``ckpt`` with tools/export_pretrained.py (which reads the method's trained modules from the config
+    stored in the checkpoint) and check: exactly the encoder weights of ``trained_prefixes`` are exported, with
+    the fine-tune detector's (configs/bevfusion_lidar-cam_finetune_nus_cpu-tiny.py) names and shapes; the other
+    encoders and the method's own modules (``dropped_prefixes``) are left out, so the detector keeps its own
+    initialisation for them at ``load_from``."""
     import importlib.util
 
     from mmdet3d.registry import MODELS
@@ -61,12 +81,22 @@ def export_and_check_finetune_keys(ckpt: str, out: str, dropped_prefixes):
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     kept, dropped = mod.export(ckpt, out)
-    assert {k.split('.', 1)[0] for k in dropped} == set(dropped_prefixes)
+    untrained = [p for p in mod.ENCODER_PREFIXES if p not in trained_prefixes]
+    state = torch.load(ckpt, map_location='cpu', weights_only=False)['state_dict']
+    untrained_present = {p for p in untrained if any(k.split('.', 1)[0] == p for k in state)}
+    assert untrained_present, 'the test needs a method that leaves some encoder untrained'
+    assert {k.split('.', 1)[0] for k in dropped} == set(dropped_prefixes) | untrained_present
+    assert {k.split('.', 1)[0] for k in kept} == set(trained_prefixes)
     cfg = Config.fromfile(osp.join(ROOT, 'configs', 'bevfusion_lidar-cam_finetune_nus_cpu-tiny.py'))
     detector = MODELS.build(cfg.model)
-    target = {k: v for k, v in detector.state_dict().items() if k.split('.', 1)[0] in mod.ENCODER_PREFIXES}
-    saved = torch.load(out, map_location='cpu', weights_only=False)['state_dict']
+    target = {k: v for k, v in detector.state_dict().items() if k.split('.', 1)[0] in trained_prefixes}
+    saved = torch.load(out, map_location='cpu', weights_only=False)
+    assert saved['meta']['left_out'] == [p for p in mod.ENCODER_PREFIXES if p in untrained_present]
+    saved = saved['state_dict']
     assert saved.keys() == target.keys()
     assert all(saved[k].shape == target[k].shape for k in target)
     missing, unexpected = detector.load_state_dict(saved, strict=False)
-    assert not unexpected and all(k.startswith('bbox_head.') for k in missing)
+    assert not unexpected
+    assert {k.split('.', 1)[0] for k in missing} == {'bbox_head'} | {
+        p for p in untrained if any(k.split('.', 1)[0] == p for k in detector.state_dict())}
+    return kept, dropped

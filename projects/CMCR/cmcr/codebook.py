@@ -4,73 +4,93 @@ from typing import Dict
 import torch
 import torch.nn.functional as F
 from mmdet3d.registry import MODELS
+from mmengine import dist
 from torch import Tensor, nn
 
 
 @MODELS.register_module()
 class UnifiedCodebook(nn.Module):
-    """Vector quantiser with ``num_codes`` x ``dim`` codes (400 x 64 by default), updated by exponential
-    moving averages of the assigned features (k-means style, VQ-VAE-2), with restarts of dead codes.
+    """Vector quantiser with ``num_codes`` x ``dim`` codes on the unit sphere (400 x 64 in CMCR's release),
+    shared by both modalities.
 
-    Each feature is assigned to its nearest code (Euclidean). ``forward`` returns the straight-through
-    quantised features, the code indices, the commitment loss ``||z - sg(e)||^2`` and the perplexity of the
-    code usage. In training mode the codes move towards the mean of their assigned features (decay ``decay``);
-    a code whose smoothed usage falls below ``dead_threshold`` times the mean usage (codes never used
-    included; all are unused before the first batch) is restarted at a random feature of the batch, so usage
-    does not collapse onto a few codes. Codes start on the unit sphere (the features CMCR feeds are
-    L2-normalised).
+    * :meth:`quantize` assigns each feature to its nearest code (Euclidean) and returns the straight-through
+      quantised features (what CMCR's decoders read), the indices and the usage perplexity; it never changes
+      the codes.
+    * :meth:`update_cross` is CMCR's cross-modal EMA step on point-pixel pairs ``(p_i, x_i)``: the code nearest
+      to ``p_i`` and the code nearest to ``x_i`` both move towards the pair mean ``(p_i + x_i) / 2``, with
+      decay ``decay`` (0.999); the counts and sums are **all-reduced over the DDP ranks** (``mmengine.dist``),
+      so every rank applies the same step, then the codes are re-normalised onto the unit sphere.
+      Codes whose smoothed usage falls below ``dead_threshold`` times the mean (0: never) are restarted at
+      pair means of rank 0, broadcast to every rank (an addition of this implementation, against collapse).
     """
 
-    def __init__(self, num_codes: int = 400, dim: int = 64, decay: float = 0.99, eps: float = 1e-5,
-                 dead_threshold: float = 0.03) -> None:
+    def __init__(self, num_codes: int = 400, dim: int = 64, decay: float = 0.999, eps: float = 1e-5,
+                 dead_threshold: float = 0.0) -> None:
         super().__init__()
         if num_codes < 2 or dim < 1:
             raise ValueError(f'need num_codes >= 2 and dim >= 1, got {num_codes} and {dim}')
         if not 0.0 < decay < 1.0:
-            raise ValueError(f'decay must be in (0, 1), got {decay}')
+            raise ValueError(f'codebook decay must be in (0, 1), got {decay}')
         self.num_codes, self.dim = int(num_codes), int(dim)
         self.decay, self.eps, self.dead_threshold = float(decay), float(eps), float(dead_threshold)
-        self.register_buffer('codes', F.normalize(torch.randn(self.num_codes, self.dim), dim=1))
-        self.register_buffer('ema_count', torch.zeros(self.num_codes))
-        self.register_buffer('ema_sum', torch.zeros(self.num_codes, self.dim))
+        # uniform(-1, 1) then L2-normalised, as the release
+        codes = F.normalize(torch.rand(self.num_codes, self.dim) * 2 - 1, dim=1)
+        self.register_buffer('codes', codes)
+        self.register_buffer('ema_count', torch.ones(self.num_codes))
+        self.register_buffer('ema_sum', codes.clone())
 
-    def assign(self, z: Tensor) -> Tensor:
-        """Index (N,) of the nearest code of each feature (N, dim)."""
+    def _check(self, z: Tensor) -> None:
         if z.dim() != 2 or z.shape[1] != self.dim:
             raise ValueError(f'features must be (N, {self.dim}), got {tuple(z.shape)}')
-        d = (z.detach().pow(2).sum(1, keepdim=True) - 2 * z.detach() @ self.codes.t()
-             + self.codes.pow(2).sum(1)[None])
-        return d.argmin(1)
 
     def distances(self, z: Tensor) -> Tensor:
         """Squared distances (N, num_codes), differentiable in ``z``."""
-        return z.pow(2).sum(1, keepdim=True) - 2 * z @ self.codes.t() + self.codes.pow(2).sum(1)[None]
+        self._check(z)
+        codes = self.codes.clone()  # saved for backward: the EMA step later updates the buffer in place
+        return z.pow(2).sum(1, keepdim=True) - 2 * z @ codes.t() + codes.pow(2).sum(1)[None]
 
-    @torch.no_grad()
-    def update(self, z: Tensor, idx: Tensor) -> None:
-        """EMA step of the codes towards their assigned features, then restart of dead codes."""
-        onehot = F.one_hot(idx, self.num_codes).to(z.dtype)
-        self.ema_count.mul_(self.decay).add_(onehot.sum(0), alpha=1 - self.decay)
-        self.ema_sum.mul_(self.decay).add_(onehot.t() @ z, alpha=1 - self.decay)
-        n = self.ema_count.sum()
-        count = (self.ema_count + self.eps) / (n + self.num_codes * self.eps) * n
-        self.codes.copy_(self.ema_sum / count[:, None])
-        alive = self.ema_count >= self.dead_threshold * self.ema_count.mean()
-        dead = (~alive).nonzero(as_tuple=True)[0]
-        if dead.numel() > 0:
-            c = self.ema_count[alive].mean()
-            pick = torch.randint(0, z.shape[0], (dead.numel(), ), device=z.device)
-            self.codes[dead] = z[pick]
-            self.ema_sum[dead] = z[pick] * c
-            self.ema_count[dead] = c
+    def assign(self, z: Tensor) -> Tensor:
+        """Index (N,) of the nearest code of each feature (N, dim)."""
+        return self.distances(z.detach()).argmin(1)
 
-    def forward(self, z: Tensor) -> Dict[str, Tensor]:
+    def quantize(self, z: Tensor) -> Dict[str, Tensor]:
         idx = self.assign(z)
-        if self.training:
-            self.update(z.detach().float(), idx)
         e = self.codes[idx].to(z.dtype)
         counts = torch.bincount(idx, minlength=self.num_codes).float()
-        p = counts / counts.sum()
+        p = counts / counts.sum().clamp(min=1)
         perplexity = torch.exp(-(p * torch.log(p.clamp(min=1e-12))).sum())
-        return dict(quantized=z + (e - z).detach(), indices=idx, loss_commit=F.mse_loss(z, e.detach()),
-                    perplexity=perplexity)
+        return dict(quantized=z + (e - z).detach(), codes=e, indices=idx, perplexity=perplexity)
+
+    @torch.no_grad()
+    def update_cross(self, p: Tensor, x: Tensor) -> None:
+        """Cross-modal EMA step on paired features ``p``, ``x`` (N, dim), all-reduced, then re-normalised."""
+        self._check(p)
+        self._check(x)
+        p, x = p.detach().float(), x.detach().float()
+        mean = 0.5 * (p + x)
+        oh = F.one_hot(self.assign(p), self.num_codes).float() + F.one_hot(self.assign(x), self.num_codes).float()
+        count, total = oh.sum(0), oh.t() @ mean
+        if dist.get_world_size() > 1:
+            dist.all_reduce(count, op='sum')
+            dist.all_reduce(total, op='sum')
+        self.ema_count.mul_(self.decay).add_(count, alpha=1 - self.decay)
+        self.ema_sum.mul_(self.decay).add_(total, alpha=1 - self.decay)
+        n = self.ema_count.sum()
+        smoothed = (self.ema_count + self.eps) / (n + self.num_codes * self.eps) * n
+        self.codes.copy_(F.normalize(self.ema_sum / smoothed[:, None], dim=1))
+        if self.dead_threshold > 0:
+            dead = self.ema_count < self.dead_threshold * self.ema_count.mean()  # same on every rank
+            k = int(dead.sum())
+            if k:
+                rows = mean[torch.randint(0, mean.shape[0], (k, ), device=mean.device)]
+                new = self.codes.clone()
+                new[dead] = F.normalize(rows, dim=1)
+                if dist.get_world_size() > 1:
+                    dist.broadcast(new, src=0)
+                c = self.ema_count[~dead].mean() if bool((~dead).any()) else self.ema_count.new_tensor(1.0)
+                self.codes.copy_(new)
+                self.ema_sum[dead] = new[dead] * c
+                self.ema_count[dead] = c
+
+    def forward(self, z: Tensor) -> Dict[str, Tensor]:
+        return self.quantize(z)

@@ -2,6 +2,7 @@
 from typing import Dict, Optional
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 
@@ -55,3 +56,26 @@ def decorrelation_loss(shared: Tensor, specific: Tensor, eps: float = 1e-5) -> T
     b = (specific - specific.mean(0)) / (specific.std(0) + eps)
     corr = a.t() @ b / (shared.shape[0] - 1)
     return corr.pow(2).mean()
+
+
+def code_matching_loss(dist_p: torch.Tensor, dist_x: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+    """CMCR's cross-modal code matching: InfoNCE over pairs of soft code distributions.
+
+    ``dist_p``, ``dist_x`` (N, K): distances of the paired point and pixel features to the K codes.
+    ``P = softmax(-dist_p)``, ``V = softmax(-dist_x)``; the similarity of point i and pixel j is
+    ``S_ij = sum_k P_ik log V_jk + V_ik log P_jk``; cross-entropy of ``S / temperature`` with target j = i.
+    """
+    if dist_p.shape != dist_x.shape or dist_p.dim() != 2 or dist_p.shape[0] < 2:
+        raise ValueError(f'need two (N >= 2, K) distance matrices, got {tuple(dist_p.shape)} and '
+                         f'{tuple(dist_x.shape)}')
+    log_p, log_v = F.log_softmax(-dist_p, dim=1), F.log_softmax(-dist_x, dim=1)
+    sim = log_p.exp() @ log_v.t() + log_v.exp() @ log_p.t()
+    return F.cross_entropy(sim / temperature, torch.arange(sim.shape[0], device=sim.device))
+
+
+def cross_commitment_loss(p: torch.Tensor, x: torch.Tensor, code_p: torch.Tensor,
+                          code_x: torch.Tensor) -> torch.Tensor:
+    """CMCR's commitment with cross terms: ``2 ||p - sg e(p)||^2 + ||p - sg e(x)||^2`` plus the same for ``x``
+    (mean over pairs and channels), ``e(.)`` the nearest code."""
+    cp, cx = code_p.detach(), code_x.detach()
+    return (2 * F.mse_loss(p, cp) + F.mse_loss(p, cx) + 2 * F.mse_loss(x, cx) + F.mse_loss(x, cp))

@@ -1,59 +1,25 @@
 """PPKT pre-training of the BEVFusion LiDAR branch (Liu et al., 2021, "Learning from 2D: contrastive
 pixel-to-point knowledge transfer for 3D pretraining").
 
-A frozen 2D teacher (by default a copy of the image backbone as initialised) encodes the six images; an
+A frozen 2D teacher learnt on 2D data (``teacher_checkpoint``: e.g. tools/train_2d_teacher.py's output or
+ImageNet weights on disk; without one the model refuses to build, except as the named
+``random_teacher_ablation``) encodes the six images; an
 upsampling projection layer brings its features to D channels at pixel resolution. Keyframe LiDAR points are
 projected into the images (back-projection) to form point-pixel pairs; each point's feature is read from the
 LiDAR BEV at its cell and projected to D. InfoNCE from point to pixel over ``num_pairs`` sampled pairs.
 """
-import copy
-from typing import Dict, List, Optional, Sequence
+from typing import List, Optional
 
 import torch
 from mmdet3d.registry import MODELS
+from mmengine.logging import print_log
 from mmdet3d.structures import Det3DDataSample
 from torch import Tensor, nn
 
 from clap_plugin.models.bevfusion.detector import CLAPBEVFusion
-from clap_plugin.models.pretrain.ray_builder import pixel_projection
-
-from .contrastive import (UpsamplingProjection, contrastive_accuracy, info_nce, keyframe_points,
-                          point_pixel_pairs, sample_bev_at_points, subsample)
-
-
-class PairwisePretrainerMixin:
-    """Helpers shared by the point-pixel baselines (they need both branches' configs and a LiDAR range)."""
-
-    @property
-    def point_cloud_range(self) -> List[float]:
-        if self.pts_voxel_layer is None:
-            raise RuntimeError(f'{type(self).__name__} needs the LiDAR branch')
-        return self.pts_voxel_layer.point_cloud_range
-
-    def gather_pairs(self, points: Sequence[Tensor], cams: Dict[str, Tensor], num_cams: int,
-                     img_shape: Sequence[int], keyframe_dim: Optional[int]) -> Dict[str, Tensor]:
-        """Point-pixel pairs of a batch: ``batch_idx``, ``xyz`` (M, 3), ``img_idx`` (into B * N_cam images),
-        ``uv`` (M, 2), ``depth`` (M,)."""
-        out = {k: [] for k in ('batch_idx', 'xyz', 'img_idx', 'uv', 'depth')}
-        for b, pts in enumerate(points):
-            kf, _ = keyframe_points(pts, self.point_cloud_range, keyframe_dim)
-            proj = pixel_projection(cams['lidar2img'][b], cams['img_aug_matrix'][b], cams['lidar_aug_matrix'][b])
-            pairs = point_pixel_pairs(kf[:, :3], proj, img_shape)
-            m = pairs['point_idx'].numel()
-            out['batch_idx'].append(torch.full((m, ), b, dtype=torch.long, device=pts.device))
-            out['xyz'].append(kf[pairs['point_idx'], :3])
-            out['img_idx'].append(pairs['cam_idx'] + b * num_cams)
-            out['uv'].append(pairs['uv'].to(pts.dtype))
-            out['depth'].append(pairs['depth'].to(pts.dtype))
-        return {k: torch.cat(v) for k, v in out.items()}
-
-    def bev_point_features(self, bev: Tensor, batch_idx: Tensor, xyz: Tensor) -> Tensor:
-        """(M, C) features of the (B, C, X, Y) BEV at each point's cell."""
-        out = bev.new_zeros(xyz.shape[0], bev.shape[1])
-        for b in torch.unique(batch_idx).tolist():
-            sel = (batch_idx == b).nonzero(as_tuple=True)[0]
-            out = out.index_copy(0, sel, sample_bev_at_points(bev[b], xyz[sel, :2], self.point_cloud_range))
-        return out
+from clap_plugin.models.contrastive import (PairwisePretrainerMixin, UpsamplingProjection, bev_cell_index,
+                                            build_frozen_teacher, contrastive_accuracy, info_nce, one_per_group,
+                                            subsample, teacher_summary)
 
 
 @MODELS.register_module()
@@ -64,19 +30,36 @@ class PPKTPretrainer(PairwisePretrainerMixin, CLAPBEVFusion):
     Args:
         teacher_channels: channels of the teacher feature level used.
         lidar_channels: channels of the LiDAR BEV (``pts_middle_encoder`` output).
-        teacher: config of the frozen 2D teacher; None: a copy of ``img_backbone`` whose weights are copied
-            from the image backbone as initialised (after ``init_weights``).
+        teacher: config of the frozen 2D teacher's architecture; None: that of ``img_backbone``.
+        teacher_checkpoint: local file with the teacher's weights (bare, ``img_backbone.`` or ``backbone.``
+            prefix), e.g. written by tools/train_2d_teacher.py. Required, unless ``teacher`` carries its own
+            Pretrained ``init_cfg`` or ``random_teacher_ablation`` is set.
+        random_teacher_ablation: the named ablation "PPKT with a random teacher": the teacher is the image
+            backbone as initialised; logged as such. Not the method.
         teacher_level: which output of a multi-level teacher to use (0: the finest).
         embed_dim: D, the shared embedding width.
         num_pairs: point-pixel pairs sampled per iteration (over the batch).
         temperature: InfoNCE tau (0.07 outdoors; the original indoor paper used 0.04).
         keyframe_dim: column of the sweep time lag (pairs use keyframe points only), None if all are keyframe.
+        pair_mode: ``'cell'`` (default): one pair per (LiDAR BEV cell, camera), a random one of the points of
+            that cell seen by that camera. Point features are read from the stride-8 BEV, so points sharing a
+            cell have (nearly) the same feature; drawn per point they would be each other's false negatives.
+            ``'point'``: pairs drawn uniformly over points, as SLidR does with its per-point U-Net features.
         **kwargs: encoder arguments of :class:`CLAPBEVFusion` (no ``bbox_head``).
     """
 
+    @classmethod
+    def trained_encoder_modules(cls, model_cfg: Optional[dict] = None) -> tuple:
+        """The encoder submodules this method trains (the LiDAR encoder; the teacher is frozen, the camera
+        branch gets no gradient).
+
+        tools/export_pretrained.py exports only these; the others keep the fine-tune config's own init."""
+        return ('pts_voxel_encoder', 'pts_middle_encoder')
+
     def __init__(self, teacher_channels: int, lidar_channels: int, teacher: Optional[dict] = None,
+                 teacher_checkpoint: Optional[str] = None, random_teacher_ablation: bool = False,
                  teacher_level: int = 0, embed_dim: int = 64, num_pairs: int = 4096, temperature: float = 0.07,
-                 keyframe_dim: Optional[int] = 4, **kwargs) -> None:
+                 keyframe_dim: Optional[int] = 4, pair_mode: str = 'cell', **kwargs) -> None:
         if kwargs.get('bbox_head') is not None:
             raise ValueError('PPKTPretrainer is label-free: bbox_head must be None')
         super().__init__(**kwargs)
@@ -84,15 +67,12 @@ class PPKTPretrainer(PairwisePretrainerMixin, CLAPBEVFusion):
             raise ValueError('PPKT pairs LiDAR points with image pixels: it needs both branches')
         if num_pairs < 2:
             raise ValueError(f'num_pairs must be >= 2, got {num_pairs}')
-        if teacher is None:
-            teacher = copy.deepcopy(kwargs['img_backbone'])
-            self.teacher_from_img_backbone = True
-        else:
-            self.teacher_from_img_backbone = False
-        self.teacher = MODELS.build(teacher)
-        for p in self.teacher.parameters():
-            p.requires_grad_(False)
-        self.teacher.eval()
+        if pair_mode not in ('cell', 'point'):
+            raise ValueError(f"model.pair_mode must be 'cell' or 'point', got {pair_mode!r}")
+        self.pair_mode = pair_mode
+        self.teacher, self.teacher_mode = build_frozen_teacher('PPKT', kwargs['img_backbone'], teacher,
+                                                               teacher_checkpoint, random_teacher_ablation)
+        self.teacher_checkpoint = teacher_checkpoint
         self.teacher_level = int(teacher_level)
         self.pixel_projection = UpsamplingProjection(int(teacher_channels), int(embed_dim))
         self.point_projection = nn.Linear(int(lidar_channels), int(embed_dim))
@@ -101,9 +81,10 @@ class PPKTPretrainer(PairwisePretrainerMixin, CLAPBEVFusion):
         self.keyframe_dim = keyframe_dim
 
     def init_weights(self) -> None:
-        super().init_weights()
-        if self.teacher_from_img_backbone:
+        super().init_weights()  # loads a checkpoint teacher through its Pretrained init_cfg
+        if self.teacher_mode == 'random_ablation':
             self.teacher.load_state_dict(self.img_backbone.state_dict())
+        print_log(teacher_summary('PPKT', self.teacher_mode, self.teacher_checkpoint), logger='current')
 
     def train(self, mode: bool = True):
         super().train(mode)
@@ -118,7 +99,9 @@ class PPKTPretrainer(PairwisePretrainerMixin, CLAPBEVFusion):
             x = x[self.teacher_level]
         return x.float()
 
-    def loss(self, batch_inputs_dict: dict, batch_data_samples: List[Det3DDataSample], **kwargs) -> dict:
+    def pair_features(self, batch_inputs_dict: dict, batch_data_samples: List[Det3DDataSample]):
+        """(point embeddings (M, D), pixel embeddings (M, D), pairs) of ``num_pairs`` sampled point-pixel pairs;
+        row i of both is a positive pair."""
         metas = [s.metainfo for s in batch_data_samples]
         points: List[Tensor] = list(batch_inputs_dict['points'])
         imgs: Optional[Tensor] = batch_inputs_dict.get('imgs')
@@ -127,19 +110,26 @@ class PPKTPretrainer(PairwisePretrainerMixin, CLAPBEVFusion):
         n_cam, img_shape = imgs.shape[1], imgs.shape[-2:]
         cams = self.camera_matrices(metas, n_cam, imgs)
         pairs = self.gather_pairs(points, cams, n_cam, img_shape, self.keyframe_dim)
+        lidar_bev = self.extract_pts_feat(points)
+        if self.pair_mode == 'cell':  # one pair per (image, BEV cell); img_idx already includes the sample
+            cells = bev_cell_index(pairs['xyz'][:, :2], self.point_cloud_range, lidar_bev.shape[-2:])
+            pick = one_per_group(pairs['img_idx'] * (lidar_bev.shape[-2] * lidar_bev.shape[-1]) + cells)
+            pairs = {k: v[pick] for k, v in pairs.items()}
         keep = subsample(pairs['xyz'].shape[0], self.num_pairs, imgs.device)
         if keep.numel() < 2:
             raise RuntimeError(f'PPKT: only {keep.numel()} LiDAR points project into the images of this batch '
                                f'(samples {[m.get("sample_idx") for m in metas]}); check the calibration')
         pairs = {k: v[keep] for k, v in pairs.items()}
-
-        lidar_bev = self.extract_pts_feat(points)
         point_feats = self.point_projection(self.bev_point_features(lidar_bev, pairs['batch_idx'], pairs['xyz']))
         pixel_feats = self.pixel_projection.sample(self.teacher_features(imgs), pairs['img_idx'], pairs['uv'],
                                                    img_shape)
+        return point_feats, pixel_feats, pairs
+
+    def loss(self, batch_inputs_dict: dict, batch_data_samples: List[Det3DDataSample], **kwargs) -> dict:
+        point_feats, pixel_feats, pairs = self.pair_features(batch_inputs_dict, batch_data_samples)
         return dict(loss_ppkt=info_nce(point_feats, pixel_feats, self.temperature),
                     ppkt_acc=contrastive_accuracy(point_feats, pixel_feats),
-                    ppkt_pairs=lidar_bev.new_tensor(float(keep.numel())))
+                    ppkt_pairs=point_feats.new_tensor(float(point_feats.shape[0])))
 
     def predict(self, batch_inputs_dict: dict, batch_data_samples: List[Det3DDataSample], **kwargs):
         raise NotImplementedError('PPKTPretrainer has no detection output; export its encoders with '

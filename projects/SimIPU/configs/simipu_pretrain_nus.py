@@ -1,8 +1,9 @@
 # SimIPU pre-training on nuScenes (a baseline of CLAP, arXiv 2412.03059) with CLAP's encoders, data and schedule: BEVFusion lidar-cam (Swin-T,
-# 0.075 m voxels). Intra-modal InfoNCE between 1024 keypoints of two LiDAR views (the second made in the model by a
-# random rotation / scale / translation / flip, 10 % point dropout and 1 cm jitter) matched by the Hungarian
-# algorithm after undoing the transform, and inter-modal InfoNCE from image features (backbone + neck) at 4096
-# projected points to the point features; projection MLPs to 128, tau 0.07; 12 epochs, AdamW lr 5e-5 cosine.
+# 0.075 m voxels). Intra-modal InfoNCE between two independent sets of 1024 farthest-point-sampled keypoints of
+# two LiDAR views (the second made in the model by a random rotation +-90 deg / scale 0.75-1.25 / flip, 10 % point
+# dropout and 1 cm jitter) matched by the Hungarian algorithm after undoing the transform, and inter-modal InfoNCE
+# from image features (backbone + neck) at 4096 projected points to stop-gradient point features; 3-layer BN
+# projection MLPs to 128, tau 0.07; 12 epochs, AdamW lr 5e-5 cosine.
 #   python tools/train.py projects/SimIPU/configs/simipu_pretrain_nus.py
 #   bash tools/dist_train.sh projects/SimIPU/configs/simipu_pretrain_nus.py 8
 _base_ = [
@@ -21,11 +22,13 @@ model = dict(
     num_keypoints=1024,
     num_pairs=4096,
     temperature=0.07,
-    match_threshold=0.1,
-    rot_range=[-0.78539816, 0.78539816],
-    scale_range=[0.9, 1.1],
-    translation_std=0.5,
+    match_threshold=None,  # the original: every Hungarian match of the two FPS keypoint sets is used
+    rot_range=[-1.5707963, 1.5707963],  # the original's +-90 deg, scale 0.75-1.25, flip; no translation
+    scale_range=[0.75, 1.25],
+    translation_std=0.0,
     flip_prob=0.5,
+    point_stop_grad=True,  # the original: the inter-modal loss does not train the point side
+    head_layers=3,  # the original's Linear-BN-ReLU x 2, Linear-BN heads
     point_drop_ratio=0.1,
     jitter_std=0.01,
     keyframe_dim=4)

@@ -46,3 +46,22 @@ def match_keypoints(a: Tensor, b: Tensor, max_distance: float = float('inf')) ->
     ia, ib = np.asarray(ia)[keep], np.asarray(ib)[keep]
     return torch.as_tensor(ia, dtype=torch.long, device=a.device), torch.as_tensor(ib, dtype=torch.long,
                                                                                    device=a.device)
+
+
+def farthest_point_sampling(xyz: Tensor, k: int, generator: Optional[torch.Generator] = None) -> Tensor:
+    """Indices of ``min(k, P)`` points of ``xyz`` (P, 3) by farthest-point sampling (as PointNet++'s SA layers
+    pick SimIPU's keypoints): a random first point, then each next point is the one farthest from those
+    chosen so far."""
+    n = xyz.shape[0]
+    k = min(int(k), n)
+    if k <= 0:
+        return torch.zeros(0, dtype=torch.long, device=xyz.device)
+    pts = xyz.detach().float()
+    out = torch.empty(k, dtype=torch.long, device=xyz.device)
+    cur = torch.randint(n, (), generator=generator).to(xyz.device)
+    dist = torch.full((n, ), float('inf'), device=xyz.device)
+    for i in range(k):  # indices stay on the device: no host synchronisation per step
+        out[i] = cur
+        dist = torch.minimum(dist, (pts - pts[cur]).square().sum(1))
+        cur = torch.argmax(dist)
+    return out
