@@ -354,5 +354,14 @@ def main(argv: Optional[List[str]] = None):
     return runner
 
 
+def _close_process_group() -> None:
+    """Leave the process group together: ranks that exit while another still tears gloo down can abort."""
+    import torch.distributed as dist
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 if __name__ == '__main__':
     main(sys.argv[1:])
+    _close_process_group()
