@@ -105,10 +105,9 @@ def main(argv=None) -> int:
     summary.update(before_ref=args.before_ref, scale=args.scale, repeats=args.repeats, runs=results)
     print(json.dumps({k: v for k, v in summary.items() if k != 'runs'}, indent=2))
     if args.out:
-        fd, tmp_out = tempfile.mkstemp(dir=osp.dirname(osp.abspath(args.out)), suffix='.tmp')
-        with os.fdopen(fd, 'w') as f:
-            json.dump(summary, f, indent=2)
-        os.replace(tmp_out, args.out)
+        sys.path.insert(0, ROOT)
+        from clap_plugin.utils.atomic_write import write_json_atomic
+        write_json_atomic(args.out, summary)
     return 0
 
 

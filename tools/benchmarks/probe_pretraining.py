@@ -9,10 +9,8 @@ Prints one table and writes the figures as JSON (atomically).
 """
 import argparse
 import json
-import os
 import os.path as osp
 import sys
-import tempfile
 import time
 
 ROOT = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))
@@ -134,12 +132,8 @@ def main(argv=None) -> int:
     result['seconds'] = time.time() - t0
     print(json.dumps(result, indent=2))
     if args.out:
-        folder = osp.dirname(osp.abspath(args.out))
-        os.makedirs(folder, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=folder, suffix='.tmp')
-        with os.fdopen(fd, 'w') as f:
-            json.dump(result, f, indent=2)
-        os.replace(tmp, args.out)
+        from clap_plugin.utils.atomic_write import write_json_atomic
+        write_json_atomic(args.out, result)
     return 0
 
 
