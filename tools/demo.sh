@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The README's first command (`make demo`): synthetic nuScenes -> info files -> CLAP pre-training (CPU-tiny)
-# -> encoder export -> fine-tuning from the export -> nuScenes evaluation, with the time of each step.
+# -> encoder export -> fine-tuning from the export -> nuScenes evaluation, then the same fine-tuning from
+# scratch and a frozen-encoder probe of both, side by side, with the time of each step.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-work_dirs/demo}
@@ -8,6 +9,7 @@ PY=${PY:-.venv/bin/python}
 DATA="$OUT/data/nuscenes"
 PRETRAIN_EPOCHS=${PRETRAIN_EPOCHS:-4}
 FINETUNE_ITERS=${FINETUNE_ITERS:-60}
+PROBE_ITERS=${PROBE_ITERS:-100}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}  # one thread is fastest for these small CPU models
 mkdir -p "$OUT"
 start=$(date +%s)
@@ -57,10 +59,35 @@ step "evaluating on the val split (NuScenesMetric)"
 "$PY" tools/test.py configs/bevfusion_lidar-cam_finetune_nus_cpu-tiny.py "$OUT/finetune/iter_${FINETUNE_ITERS}.pth" \
   --work-dir "$OUT/test" --cfg-options data_root="$DATA/" > "$OUT/test.log" 2>&1 \
   || { tail -n 40 "$OUT/test.log"; exit 1; }
-grep -oE "^.*(mAP|NDS): [0-9.]+$" "$OUT/test.log" | grep -oE "(mAP|NDS): [0-9.]+" | sed "s/^/   /" || true
+metrics() { grep -oE "^.*(mAP|NDS): [0-9.]+$" "$1" | grep -oE "(mAP|NDS): [0-9.]+" | tr '\n' ' ' || true; }
+clap_ft=$(metrics "$OUT/test.log")
+echo "   $clap_ft"
+
+step "the same fine-tuning from scratch (random encoders, same iterations and seed), for comparison"
+"$PY" tools/train.py configs/bevfusion_lidar-cam_finetune_nus_cpu-tiny.py --work-dir "$OUT/finetune_scratch" \
+  --cfg-options data_root="$DATA/" train_cfg.max_iters="$FINETUNE_ITERS" train_cfg.val_interval="$FINETUNE_ITERS" \
+  param_scheduler.1.end="$FINETUNE_ITERS" > "$OUT/finetune_scratch.log" 2>&1 \
+  || { tail -n 40 "$OUT/finetune_scratch.log"; exit 1; }
+"$PY" tools/test.py configs/bevfusion_lidar-cam_finetune_nus_cpu-tiny.py \
+  "$OUT/finetune_scratch/iter_${FINETUNE_ITERS}.pth" --work-dir "$OUT/test_scratch" --cfg-options data_root="$DATA/" \
+  > "$OUT/test_scratch.log" 2>&1 || { tail -n 40 "$OUT/test_scratch.log"; exit 1; }
+scratch_ft=$(metrics "$OUT/test_scratch.log")
+echo "   $scratch_ft"
+
+step "frozen-encoder probe: encoders frozen, only bbox_head trains ($PROBE_ITERS iterations, seeds 0 1)"
+"$PY" tools/benchmarks/frozen_probe.py --data-root "$DATA/" --arm scratch= --arm CLAP="$OUT/clap_encoders.pth" \
+  --iters "$PROBE_ITERS" --seeds 0 1 > "$OUT/probe.log" 2>&1 || { tail -n 40 "$OUT/probe.log"; exit 1; }
+
+step "side by side on the val split: scratch vs CLAP pre-training"
+echo "   full fine-tuning ($FINETUNE_ITERS iterations):  scratch  $scratch_ft"
+echo "                                            CLAP     $clap_ft"
+sed -n '/^frozen-encoder probe/,$p' "$OUT/probe.log" | sed 's/^/   /'
+echo "   (a smoke-sized demo: 6 val samples and one seed are noise-level; tools/benchmarks/label_efficiency.md"
+echo "   has the benchmark with error bars)"
 
 step "demo done"
 echo "   data:         $DATA (nuScenes tree + nuscenes_infos_{train,val}.pkl)"
 echo "   pre-training: $OUT/pretrain (checkpoints, logs; pictures in $OUT/pretrain/vis)"
 echo "   encoders:     $OUT/clap_encoders.pth"
-echo "   fine-tuning:  $OUT/finetune ; evaluation: $OUT/test.log"
+echo "   fine-tuning:  $OUT/finetune ; evaluation: $OUT/test.log (scratch: $OUT/finetune_scratch, $OUT/test_scratch.log)"
+echo "   probe:        $OUT/probe.log"

@@ -1,0 +1,1 @@
+"""Benchmarks that run whole trainings (tools/benchmarks/ holds their command-line entry points)."""

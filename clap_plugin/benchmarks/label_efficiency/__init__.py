@@ -1,0 +1,15 @@
+"""The label-efficiency benchmark: pre-train every arm, then probe and fine-tune CPU-tiny BEVFusion on few labels.
+
+Entry point: ``tools/benchmarks/label_efficiency.py``. The pieces:
+
+* :mod:`.setting` — the sizes of one benchmark run (data, schedules, fractions, seeds), with presets;
+* :mod:`.arms` — the pre-training arms compared (scratch, UniPAD-style, joint rendering, CLAP, PPKT, ...);
+* :mod:`.plan` — the jobs of a run and their dependencies; :mod:`.scheduler` runs them, resumably;
+* :mod:`.frozen_probe` — the frozen-encoder probe (cached BEV features, only ``bbox_head`` trains);
+* :mod:`.pretext` — rendered depth / RGB error of the rendering arms before and after pre-training;
+* :mod:`.report` — the aggregate table (mean +- std, differences +- standard error) and the plot.
+"""
+from .arms import ARMS, Arm, PretrainStage
+from .setting import PRESETS, Setting
+
+__all__ = ['ARMS', 'Arm', 'PretrainStage', 'PRESETS', 'Setting']

@@ -1,0 +1,273 @@
+"""The label-efficiency benchmark: pre-train every arm, probe and fine-tune CPU-tiny BEVFusion on few labels.
+
+    python tools/benchmarks/label_efficiency.py                       # default setting, work_dirs/label_efficiency
+    python tools/benchmarks/label_efficiency.py --smoke --out /tmp/le  # a few minutes: every job kind once
+    python tools/benchmarks/label_efficiency.py --preset large --workers 8   # bigger machines
+    python tools/benchmarks/label_efficiency.py --report-only --md tools/benchmarks/label_efficiency.md
+
+One synthetic nuScenes set (v1.0-trainval scene names: half train scenes for pre-training and fine-tuning, half
+val scenes for evaluation) is generated, or reused with ``--data-root``. Every arm is pre-trained once on all
+train samples without labels and exported; scratch is fine-tuned along an iteration ladder to fix the
+iteration count; then every arm gets a frozen-encoder probe (all arms) and full fine-tuning (``finetune_arms``)
+at each label fraction and seed, scored with NuScenesMetric on the val split. One JSON record per job is written
+atomically under ``OUT/records``: a killed run continues where it stopped, and a later run with more seeds adds
+only the missing jobs. The tables and the plot are rewritten at the end of every run.
+"""
+import argparse
+import json
+import os
+import os.path as osp
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+from clap_plugin.benchmarks.label_efficiency import jobs as runners  # noqa: E402
+from clap_plugin.benchmarks.label_efficiency.arms import ARMS, FINETUNE_CONFIG  # noqa: E402
+from clap_plugin.benchmarks.label_efficiency.plan import (Job, RunPaths, build_plan, by_id, fraction_tag,  # noqa
+                                                          probe_id)
+from clap_plugin.benchmarks.label_efficiency.report import load_records, plot, render_markdown  # noqa: E402
+from clap_plugin.benchmarks.label_efficiency.scheduler import run_jobs  # noqa: E402
+from clap_plugin.benchmarks.label_efficiency.setting import PRESETS, Setting  # noqa: E402
+from clap_plugin.utils.atomic_write import write_json_atomic  # noqa: E402
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p.add_argument('--out', default='work_dirs/label_efficiency', help='run directory (records, logs, data)')
+    p.add_argument('--preset', choices=sorted(PRESETS), default='default')
+    p.add_argument('--smoke', action='store_true', help='same as --preset smoke')
+    p.add_argument('--workers', type=int, default=2, help='jobs run at once (one CPU thread each)')
+    p.add_argument('--seeds', type=int, nargs='+', help='override the preset seeds')
+    p.add_argument('--fractions', type=float, nargs='+', help='override the preset label fractions')
+    p.add_argument('--probe-arms', nargs='+', choices=sorted(ARMS), help='override the probed arms')
+    p.add_argument('--finetune-arms', nargs='+', choices=sorted(ARMS), help='override the fine-tuned arms')
+    p.add_argument('--data-root', help='reuse this synthetic set (with its info files) instead of generating one')
+    p.add_argument('--max-jobs', type=int, help='launch at most this many jobs, then stop (resume later)')
+    p.add_argument('--md', help='also write the tables here (the plot goes beside it)')
+    p.add_argument('--report-only', action='store_true', help='only rewrite the tables and plot from the records')
+    p.add_argument('--no-progress', action='store_true')
+    p.add_argument('--run-job', help=argparse.SUPPRESS)  # internal: run one job of OUT's plan in this process
+    return p.parse_args(argv)
+
+
+def make_setting(args) -> Setting:
+    base = PRESETS['smoke' if args.smoke else args.preset]
+    kw = base.to_json()
+    for key in ('seeds', 'fractions', 'probe_arms', 'finetune_arms'):
+        if getattr(args, key) is not None:
+            kw[key] = list(getattr(args, key))
+    setting = Setting.from_json(kw)
+    setting.validate()
+    return setting
+
+
+def settle(paths: RunPaths, setting: Setting) -> Setting:
+    """The run directory's setting: a new one is saved; an existing one must agree on the identity fields."""
+    if osp.isfile(paths.setting):
+        old = Setting.load(paths.setting)
+        diff = old.identity_diff(setting)
+        if diff:
+            raise SystemExit(f'error: {paths.setting} was made with another setting ({"; ".join(diff)}); use '
+                             'another --out, or the same preset')
+    setting.save(paths.setting)
+    return setting
+
+
+def probe_record_id(arm: str, fraction: float, seed: int) -> str:
+    return f'{probe_id(arm)}-{fraction_tag(fraction)}-s{seed}'
+
+
+def is_done_fn(paths: RunPaths, setting: Setting):
+    def is_done(job_id: str) -> bool:
+        if not osp.isfile(paths.record(job_id)):
+            return False
+        if job_id.startswith('probe-'):  # done when every (fraction, seed) of the setting has its record
+            arm = job_id[len('probe-'):]
+            return all(osp.isfile(paths.record(probe_record_id(arm, f, s)))
+                       for f in setting.fractions for s in setting.seeds)
+        return True
+    return is_done
+
+
+# ------------------------------------------------------------------------------------------- one job
+def run_one(job: Job, setting: Setting, paths: RunPaths, data_root=None) -> None:
+    log = paths.log(job.id)
+    os.makedirs(osp.dirname(log), exist_ok=True)
+    t0 = time.time()
+    if job.kind == 'data':
+        record = runners.run_data(job, setting, paths, log, data_root)
+        write_json_atomic(paths.record(job.id), record)
+        return
+    data = runners.read_record(paths, 'data') if job.kind != 'teacher' else None
+    if job.kind == 'teacher':
+        record = runners.run_teacher(job, setting, paths, log)
+    elif job.kind == 'pretrain':
+        record = runners.run_pretrain(job, setting, paths, log, data)
+    elif job.kind == 'merge':
+        record = runners.run_merge(job, setting, paths, log)
+    elif job.kind == 'ladder':
+        record = runners.run_ladder(job, setting, paths, log, data)
+    elif job.kind == 'finetune':
+        record = runners.run_finetune(job, setting, paths, log, data)
+    elif job.kind == 'probe':
+        record = run_probe(job, setting, paths, data)
+    elif job.kind == 'pretext':
+        record = run_pretext(job, setting, paths, data)
+    else:
+        raise ValueError(f'unknown job kind {job.kind!r}')
+    record.setdefault('seconds', time.time() - t0)
+    write_json_atomic(paths.record(job.id), record)
+
+
+def init_registries() -> None:
+    """mmdet3d's modules and this package's, with 'mmdet3d' as the default scope (as the configs set it)."""
+    from mmdet3d.utils import register_all_modules
+    register_all_modules(init_default_scope=True)
+    import clap_plugin  # noqa: F401
+
+
+def run_probe(job: Job, setting: Setting, paths: RunPaths, data: dict) -> dict:
+    init_registries()
+    from clap_plugin.benchmarks.label_efficiency.frozen_probe import FrozenProbe
+    encoders = runners.arm_encoders(paths, job.arm)
+    probe = FrozenProbe(osp.join(runners.REPO, FINETUNE_CONFIG), data['data_root'], data['version'], encoders)
+    print(f'{job.arm}: {probe.loaded} encoder tensors loaded; features of {len(probe.train)} train and '
+          f'{len(probe.val)} val samples in {probe.feature_seconds:.0f} s', flush=True)
+    for f in setting.fractions:
+        for s in setting.seeds:
+            rid = probe_record_id(job.arm, f, s)
+            if osp.isfile(paths.record(rid)):
+                continue
+            r = probe.run(float(f), int(s), setting.probe_iters, setting.probe_lr)
+            print(f'{rid}: mAP {r["mAP"]:.4f} NDS {r["NDS"]:.4f} ({r["seconds"]:.0f} s)', flush=True)
+            write_json_atomic(paths.record(rid), dict(arm=job.arm, fraction=float(f), seed=int(s), **r))
+    return dict(arm=job.arm, encoders=encoders, loaded_tensors=probe.loaded, feature_seconds=probe.feature_seconds,
+                train_samples=len(probe.train), val_samples=len(probe.val))
+
+
+def run_pretext(job: Job, setting: Setting, paths: RunPaths, data: dict) -> dict:
+    from clap_plugin.benchmarks.label_efficiency.pretext import pretext_figures
+    init_registries()
+    pre = runners.read_record(paths, f'pretrain-{job.stage}')
+    cfg = osp.join(runners.REPO, pre['config'])
+    before = pretext_figures(cfg, None, data['data_root'], data['version'], setting.pretext_samples)
+    after = pretext_figures(cfg, pre['checkpoint'], data['data_root'], data['version'], setting.pretext_samples)
+    print(f'{job.stage}: before {before}\n{job.stage}: after {after}', flush=True)
+    return dict(arm=job.arm, stage=job.stage, before=before, after=after)
+
+
+# ------------------------------------------------------------------------------------------- the run
+RUNNING: 'set[subprocess.Popen]' = set()
+
+
+def stop_children(signum, frame) -> None:
+    """On SIGTERM / SIGINT: stop the running jobs too (they would otherwise finish behind a restarted run)."""
+    for proc in list(RUNNING):
+        proc.terminate()
+    for proc in list(RUNNING):
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    raise SystemExit(128 + signum)
+
+
+def lock_run_dir(paths: RunPaths):
+    """An exclusive lock on the run directory: two runs on one directory would run the same jobs twice."""
+    import fcntl
+    os.makedirs(paths.out, exist_ok=True)
+    handle = open(osp.join(paths.out, '.lock'), 'w')
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        raise SystemExit(f'error: another label_efficiency run holds {paths.out}')
+    return handle
+
+
+def launcher(args, paths: RunPaths):
+    def launch(job: Job) -> None:
+        cmd = [sys.executable, osp.abspath(__file__), '--out', paths.out, '--run-job', job.id]
+        if args.data_root:
+            cmd += ['--data-root', args.data_root]
+        os.makedirs(osp.dirname(paths.log(job.id)), exist_ok=True)
+        env = dict(os.environ, OMP_NUM_THREADS='1')
+        with open(paths.log(job.id), 'a') as log:
+            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+            RUNNING.add(proc)
+            try:
+                rc = proc.wait()
+            finally:
+                RUNNING.discard(proc)
+        if rc != 0:
+            raise RuntimeError(f'exit {rc}; see {paths.log(job.id)}')
+    return launch
+
+
+def write_report(paths: RunPaths, setting: Setting, command: str, md_path=None) -> str:
+    records = load_records(paths)
+    wall = None
+    inv = osp.join(paths.out, 'invocations.json')
+    if osp.isfile(inv):
+        with open(inv) as f:
+            runs = json.load(f)
+        wall = dict(minutes=sum(r['seconds'] for r in runs) / 60, invocations=len(runs),
+                    workers=max(r['workers'] for r in runs))
+    from clap_plugin.benchmarks.label_efficiency.report import collect
+    cells = dict(probe=collect(records, 'probe'), finetune=collect(records, 'finetune'))
+    png = osp.join(paths.out, 'label_efficiency.png')
+    have_plot = any(cells.values())
+    if have_plot:
+        plot(cells, dict(probe=setting.probe_arms, finetune=setting.finetune_arms), setting.fractions, png)
+    text = render_markdown(setting, records, command, 'label_efficiency.png' if have_plot else None, wall)
+    targets = [osp.join(paths.out, 'label_efficiency.md')] + ([md_path] if md_path else [])
+    for md in targets:
+        os.makedirs(osp.dirname(osp.abspath(md)), exist_ok=True)
+        tmp = md + '.tmp'
+        with open(tmp, 'w') as f:
+            f.write(text)
+        os.replace(tmp, md)
+        if have_plot and osp.abspath(osp.dirname(md)) != osp.abspath(paths.out):
+            shutil.copyfile(png, osp.join(osp.dirname(md), 'label_efficiency.png'))
+    return text
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    paths = RunPaths(osp.abspath(args.out))
+    if args.run_job:
+        setting = Setting.load(paths.setting)
+        plan = by_id(build_plan(setting))
+        if args.run_job not in plan:
+            raise SystemExit(f'error: no job {args.run_job!r} in the plan of {paths.setting}')
+        run_one(plan[args.run_job], setting, paths, args.data_root)
+        return 0
+    lock = lock_run_dir(paths)  # noqa: F841 (held until exit)
+    setting = settle(paths, make_setting(args))
+    import signal
+    signal.signal(signal.SIGTERM, stop_children)
+    signal.signal(signal.SIGINT, stop_children)
+    command = 'python tools/benchmarks/label_efficiency.py ' + ' '.join(
+        shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
+    if not args.report_only:
+        t0 = time.time()
+        jobs = build_plan(setting)
+        finished, failed = run_jobs(jobs, is_done_fn(paths, setting), launcher(args, paths), args.workers,
+                                    args.max_jobs, progress=not args.no_progress)
+        inv = osp.join(paths.out, 'invocations.json')
+        runs = json.load(open(inv)) if osp.isfile(inv) else []
+        runs.append(dict(started=t0, seconds=time.time() - t0, workers=args.workers, jobs_run=len(finished),
+                         failed=sorted(failed)))
+        write_json_atomic(inv, runs)
+        print(f'\n{len(finished)} jobs run in {(time.time() - t0) / 60:.1f} min; {len(failed)} failed or blocked')
+        for jid, why in sorted(failed.items()):
+            print(f'  {jid}: {why}')
+    text = write_report(paths, setting, command, args.md)
+    print('\n' + text)
+    return 1 if (not args.report_only and failed) else 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
