@@ -1,6 +1,6 @@
 """The base of the point-pixel pre-trainers (projects/PPKT, SimIPU, CMCR): a BEVFusion model's point-pixel
 pairs for a batch and the BEV features at their points."""
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
@@ -14,6 +14,24 @@ from .point_features import sample_bev_at_points
 
 class PairwisePretrainerMixin:
     """Helpers shared by the point-pixel baselines (they need both branches' configs and a LiDAR range)."""
+
+    @staticmethod
+    def check_label_free(name: str, kwargs: dict) -> None:
+        """Refuse a detection head: the pre-trainer ``name`` learns without labels."""
+        if kwargs.get('bbox_head') is not None:
+            raise ValueError(f'{name} is label-free: bbox_head must be None')
+
+    @staticmethod
+    def batch_inputs(batch_inputs_dict: dict, batch_data_samples: Sequence,
+                     method: str) -> Tuple[List[dict], List[Tensor], Tensor]:
+        """(metas, points: B x (P_b, C), imgs (B, N_cam, 3, H, W)) of a batch; a KeyError naming ``method``
+        when the batch has no images."""
+        metas = [s.metainfo for s in batch_data_samples]
+        points: List[Tensor] = list(batch_inputs_dict['points'])
+        imgs: Optional[Tensor] = batch_inputs_dict.get('imgs')
+        if imgs is None:
+            raise KeyError(f"{method}: batch inputs lack 'imgs'")
+        return metas, points, imgs
 
     @property
     def point_cloud_range(self) -> List[float]:
