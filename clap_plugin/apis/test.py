@@ -1,4 +1,5 @@
-"""The command line of tools/test.py: evaluate a checkpoint with a config's test dataloader and evaluator (mmdet3d's CLI).
+"""The command line of tools/test.py: evaluate a checkpoint with a config's test dataloader and evaluator
+(mmdet3d's CLI).
 
     python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--cfg-options k=v ...] [--show-dir DIR]
                          [--score-thr T] [--launcher {none,pytorch,slurm,mpi}]
