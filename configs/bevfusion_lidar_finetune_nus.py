@@ -7,47 +7,20 @@
 # load into it (tools/compose_checkpoint.py lidar-stage keeps exactly those). This is stage 1 of mmdet3d's
 # two-stage recipe; stage 2 is bevfusion_lidar-cam_finetune_nus.py from tools/compose_checkpoint.py
 # lidar-cam-stage (see README).
-_base_ = ['./bevfusion_lidar-cam_finetune_nus.py']
+_base_ = ['./bevfusion_lidar-cam_finetune_nus.py', './_base_/datasets/nus-3d_gt-sampling.py']
+from clap_plugin.datasets.lidar_only import lidar_only_pipeline  # noqa: E402
 
 input_modality = dict(use_lidar=True, use_camera=False)
-_camera_steps = ('CLAPLoadMultiViewImageFromFiles', 'CLAPImageAug3D', 'CLAPGridMask')
 
 model = dict(img_backbone=None, img_neck=None, view_transform=None, fusion_layer=None)
 
 db_sampler = dict(
-    type='CLAPDataBaseSampler',  # mmdet3d's DataBaseSampler, skipping classes absent from the database
+    _base_.db_sampler,
     data_root=_base_.data_root,
     info_path=_base_.data_root + 'nuscenes_dbinfos_train.pkl',
-    rate=1.0,
-    prepare=dict(
-        filter_by_difficulty=[-1],
-        filter_by_min_points=dict(
-            car=5, truck=5, bus=5, trailer=5, construction_vehicle=5, traffic_cone=5, barrier=5, motorcycle=5,
-            bicycle=5, pedestrian=5)),
-    classes=_base_.dataset_classes,
-    sample_groups=dict(
-        car=2, truck=3, construction_vehicle=7, bus=4, trailer=6, barrier=2, motorcycle=6, bicycle=6, pedestrian=2,
-        traffic_cone=2),
-    points_loader=dict(type='LoadPointsFromFile', coord_type='LIDAR', load_dim=5, use_dim=[0, 1, 2, 3, 4]))
-
-
-def _lidar_train_pipeline(steps, sampler):
-    out = []
-    for step in steps:
-        if step['type'] in _camera_steps:
-            continue
-        out.append(dict(step, keys=['points', 'gt_bboxes_3d', 'gt_labels_3d'])
-                   if step['type'] == 'Pack3DDetInputs' else step)
-        if step['type'] == 'LoadAnnotations3D':  # paste database objects right after the labels are loaded
-            out.append(dict(type='ObjectSample', db_sampler=sampler))
-    return out
-
-
-train_pipeline = _lidar_train_pipeline(_base_.train_pipeline, db_sampler)
-test_pipeline = [
-    dict(step, keys=['points', 'gt_bboxes_3d', 'gt_labels_3d']) if step['type'] == 'Pack3DDetInputs' else step
-    for step in _base_.test_pipeline if step['type'] not in _camera_steps
-]
+    classes=_base_.dataset_classes)
+train_pipeline = lidar_only_pipeline(_base_.train_pipeline, db_sampler)
+test_pipeline = lidar_only_pipeline(_base_.test_pipeline)
 
 train_dataloader = dict(
     dataset=dict(dataset=dict(dataset=dict(pipeline=train_pipeline, modality=input_modality))))

@@ -4,10 +4,7 @@
 # 3 Sinkhorn iterations, eps 0.05), EM hook and Gram regulariser; lr 5e-5 cosine, AdamW wd 0.01.
 #   python tools/train.py configs/clap_pretrain_nus.py
 #   bash tools/dist_train.sh configs/clap_pretrain_nus.py 8
-_base_ = [
-    './_base_/default_runtime.py', './_base_/models/bevfusion_lidar-cam.py',
-    './_base_/pretrain/nus-3d_pretrain.py'
-]
+_base_ = ['./_base_/pretrain/nus-3d_pretrain_full-size.py']
 point_cloud_range = {{_base_.point_cloud_range}}
 
 model = dict(
@@ -56,23 +53,11 @@ model = dict(
         loss_em_weight=0.1),
     gram_regularizer=dict(type='GramRegularizer', loss_weight=0.1))
 
-max_epochs = 12
-train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs)
 optim_wrapper = dict(
-    type='OptimWrapper',
-    optimizer=dict(type='AdamW', lr=5e-5, weight_decay=0.01),
-    clip_grad=dict(max_norm=35, norm_type=2),
     # unit-norm prototypes and the NeuS sharpness exponent are no weights to shrink
     paramwise_cfg=dict(custom_keys={'prototypes': dict(decay_mult=0.0), 'sharpness_v': dict(decay_mult=0.0)}))
-param_scheduler = [
-    dict(type='CosineAnnealingLR', T_max=max_epochs, eta_min=5e-7, by_epoch=True, begin=0, end=max_epochs,
-         convert_to_iter_based=True)
-]
 custom_hooks = [
     # the prototypes learn from their gradients alone; the hook freezes, re-normalises and re-seeds them
     dict(type='PrototypeEMHook', interval=50, freeze_iters=100),
     dict(type='CLAPVisualizationHook', interval=500, camera=0, stride=8),
 ]
-# the rendering and prototype parameters only get gradients once the corresponding terms are active
-model_wrapper_cfg = dict(type='MMDistributedDataParallel', find_unused_parameters=True)
-auto_scale_lr = dict(enable=False, base_batch_size=32)

@@ -139,7 +139,7 @@ def test_gt_database_matches_the_annotations(converted):
 
 def _tiny_train_dataset(root):
     from mmdet3d.registry import DATASETS
-    from train import load_config, merge_cfg_options
+    from clap_plugin.apis import load_config, merge_cfg_options
     cfg = merge_cfg_options(load_config(LIDAR_TINY), dict(data_root=root + '/'))
     return DATASETS.build(copy.deepcopy(cfg.train_dataloader.dataset)), cfg
 
@@ -160,7 +160,7 @@ def test_object_sample_pastes_database_objects(converted):
 
 
 def test_hook_disables_object_sample_for_the_last_epoch(converted, tmp_path):
-    import train
+    from clap_plugin.apis import train
     root, proc = converted
     assert proc.returncode == 0
     from clap_plugin.engine.hooks.disable_object_sample_hook import object_samplers

@@ -3,13 +3,11 @@ detector after load_from (mmdet3d's spconv 2 loader permutes sparse-conv kernels
 report names shape mismatches and permuted kernels; `model.img_backbone.init_cfg.checkpoint=PATH` works."""
 import copy
 import os.path as osp
-import sys
 
 import pytest
 import torch
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-sys.path.insert(0, osp.join(REPO, 'tools'))
 TINY = osp.join(REPO, 'configs/bevfusion_lidar-cam_finetune_nus_cpu-tiny.py')
 CAMERA = ('img_backbone', 'img_neck', 'view_transform')
 LIDAR = ('pts_voxel_encoder', 'pts_middle_encoder', 'pts_backbone', 'pts_neck')
@@ -17,7 +15,7 @@ LIDAR_TENSORS = LIDAR[1:]  # HardSimpleVFE has no parameters
 
 
 def _cfg():
-    from train import load_config
+    from clap_plugin.apis import load_config
     return load_config(TINY)
 
 
@@ -182,7 +180,7 @@ def test_compose_errors_name_the_file(two_stage, tmp_path):
 
 def test_load_from_through_train_py_reports_every_tensor(two_stage, synthetic_nus, tmp_path):
     """tools/train.py adds CheckpointLoadReportHook: the composed stage-2 file arrives unchanged."""
-    import train
+    from clap_plugin.apis import train
     from clap_plugin.utils.state_dicts import load_state_dict
     _, _, _, _, stage2_init = two_stage
     runner = train.main([TINY, '--work-dir', str(tmp_path), '--cfg-options', f'data_root={synthetic_nus}',
@@ -195,7 +193,7 @@ def test_load_from_through_train_py_reports_every_tensor(two_stage, synthetic_nu
 
 
 def test_img_backbone_init_cfg_checkpoint_from_the_command_line(halves, tmp_path):
-    import train
+    from clap_plugin.apis import train
     from mmdet3d.registry import MODELS
     cfg0, _, camera, _, camera_state = halves
     assert cfg0.model.img_backbone.init_cfg == dict(type='Pretrained', checkpoint=None)  # inert by default

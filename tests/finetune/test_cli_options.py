@@ -2,22 +2,18 @@
 it applies, or exits / warns with one line saying why it does not. Runs are stopped after one epoch or
 iteration on the session's synthetic set."""
 import os.path as osp
-import sys
 
 import pytest
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-sys.path.insert(0, osp.join(REPO, 'tools'))
 PRETRAIN = osp.join(REPO, 'configs/clap_pretrain_nus_cpu-tiny.py')
 FINETUNE = osp.join(REPO, 'configs/bevfusion_lidar-cam_finetune_nus_cpu-tiny.py')
 
 
 def _test_tool():
-    import importlib.util
-    spec = importlib.util.spec_from_file_location('clap_tools_test_cli', osp.join(REPO, 'tools', 'test.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """The library side of tools/test.py."""
+    from clap_plugin.apis import test
+    return test
 
 
 def _one_line(err) -> str:
@@ -27,14 +23,14 @@ def _one_line(err) -> str:
 
 
 def _cfg(argv):
-    import train
+    from clap_plugin.apis import train
     return train.build_train_cfg(train.parse_args(argv))
 
 
 @pytest.fixture(scope='module')
 def pretrained(synthetic_nus, tmp_path_factory):
     """The command of the issue: a pre-training config with data_root and nus_version (no val loader)."""
-    import train
+    from clap_plugin.apis import train
     work = str(tmp_path_factory.mktemp('pre_cli'))
     runner = train.main([PRETRAIN, '--work-dir', work, '--cfg-options', f'data_root={synthetic_nus}/',
                          'nus_version=v1.0-trainval', 'train_cfg.max_epochs=1'])
@@ -47,7 +43,7 @@ def test_pretrain_with_data_root_and_nus_version_trains(pretrained):
 
 
 def test_pretrain_resume_continues_and_reports_the_load(pretrained, synthetic_nus):
-    import train
+    from clap_plugin.apis import train
     _, work = pretrained
     runner = train.main([PRETRAIN, '--work-dir', work, '--resume', '--cfg-options', f'data_root={synthetic_nus}/',
                          'train_cfg.max_epochs=2'])
@@ -59,7 +55,7 @@ def test_pretrain_resume_continues_and_reports_the_load(pretrained, synthetic_nu
 
 @pytest.mark.parametrize('config', [PRETRAIN, FINETUNE])
 def test_options_that_need_something_say_so_in_one_line(config, synthetic_nus, tmp_path):
-    import train
+    from clap_plugin.apis import train
     base = [config, '--work-dir', str(tmp_path), '--cfg-options', f'data_root={synthetic_nus}/']
     # --work-dir
     assert _cfg(base).work_dir == str(tmp_path)
@@ -101,7 +97,7 @@ def test_options_that_need_something_say_so_in_one_line(config, synthetic_nus, t
 
 @pytest.mark.parametrize('config', [PRETRAIN, FINETUNE])
 def test_missing_info_file_names_it_and_the_create_data_command(config, tmp_path):
-    import train
+    from clap_plugin.apis import train
     root = tmp_path / 'nus'
     (root / 'v1.0-mini').mkdir(parents=True)  # tables present, info files not made yet
     with pytest.raises(SystemExit) as err:
@@ -115,7 +111,7 @@ def test_missing_info_file_names_it_and_the_create_data_command(config, tmp_path
 def test_test_tool_options(synthetic_nus, tmp_path, capsys):
     """tools/test.py: a pre-training config is refused in one line; on a fine-tune checkpoint --work-dir,
     --cfg-options and --score-thr / --task (which only change --show-dir pictures) apply or say why not."""
-    import train
+    from clap_plugin.apis import train
     test_tool = _test_tool()
     work = str(tmp_path / 'ft')
     train.main([FINETUNE, '--work-dir', work, '--cfg-options', f'data_root={synthetic_nus}/', 'train_cfg.max_iters=1',

@@ -1,13 +1,11 @@
 """tools/export_pretrained.py keeps exactly the encoder entries, and the result loads with load_from."""
 import os
 import os.path as osp
-import sys
 
 import pytest
 import torch
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-sys.path.insert(0, osp.join(REPO, 'tools'))
 TINY = osp.join(REPO, 'configs/bevfusion_lidar-cam_finetune_nus_cpu-tiny.py')
 ENCODERS = ('img_backbone', 'img_neck', 'view_transform', 'pts_voxel_encoder', 'pts_middle_encoder',
             'fusion_layer', 'pts_backbone', 'pts_neck')
@@ -15,7 +13,7 @@ ENCODERS = ('img_backbone', 'img_neck', 'view_transform', 'pts_voxel_encoder', '
 
 def _tiny_model():
     from mmdet3d.registry import MODELS
-    from train import load_config
+    from clap_plugin.apis import load_config
     cfg = load_config(TINY)
     model = MODELS.build(cfg.model)
     model.init_weights()
@@ -53,7 +51,7 @@ def pretrain_ckpt(tmp_path_factory):
 
 
 def test_export_keeps_exactly_the_encoder_keys(pretrain_ckpt, tmp_path, capsys):
-    import export_pretrained
+    from clap_plugin.apis import export_pretrained
     src, state = pretrain_ckpt
     out = str(tmp_path / 'sub' / 'encoder.pth')
     kept = export_pretrained.main([src, out])
@@ -82,7 +80,7 @@ def test_export_keeps_exactly_the_encoder_keys(pretrain_ckpt, tmp_path, capsys):
 
 
 def test_exported_checkpoint_loads_into_a_fresh_model(pretrain_ckpt, tmp_path, capsys):
-    import export_pretrained
+    from clap_plugin.apis import export_pretrained
     from mmengine.runner import load_checkpoint
     src, state = pretrain_ckpt
     out = str(tmp_path / 'encoder.pth')
@@ -107,7 +105,7 @@ def test_exported_checkpoint_loads_into_a_fresh_model(pretrain_ckpt, tmp_path, c
 
 
 def test_bad_inputs_are_rejected(tmp_path):
-    import export_pretrained
+    from clap_plugin.apis import export_pretrained
     out = str(tmp_path / 'o.pth')
     with pytest.raises(SystemExit, match='does not exist'):
         export_pretrained.main([str(tmp_path / 'missing.pth'), out])
@@ -136,7 +134,7 @@ def _with_cfg(src: str, dst: str, config: str) -> str:
 
 
 def test_export_keeps_only_the_modules_the_method_trained(pretrain_ckpt, tmp_path, capsys):
-    import export_pretrained
+    from clap_plugin.apis import export_pretrained
     src, state = pretrain_ckpt
     present = {k.split('.', 1)[0] for k in state} & set(ENCODERS)  # HardSimpleVFE has no tensors
     # PPKT declares that it trains the LiDAR encoder only: the image branch, fuser and BEV backbone are left out

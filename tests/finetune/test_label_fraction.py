@@ -1,6 +1,5 @@
 """LabelFractionDataset keeps a fixed, seeded subset of the training samples."""
 import os.path as osp
-import sys
 
 import numpy as np
 import pytest
@@ -8,7 +7,6 @@ import pytest
 from clap_plugin.datasets.label_fraction import LabelFractionDataset, label_fraction_indices
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-sys.path.insert(0, osp.join(REPO, 'tools'))
 
 
 class _ListDataset:
@@ -104,7 +102,7 @@ def test_built_from_config_on_nuscenes(synthetic_nus, nus_prefix):
 
 
 def test_cfg_options_reach_the_wrapper():
-    from train import load_config, merge_cfg_options
+    from clap_plugin.apis import load_config, merge_cfg_options
     cfg = load_config(osp.join(REPO, 'configs/bevfusion_lidar-cam_finetune_nus.py'))
     wrapper = cfg.train_dataloader.dataset.dataset
     assert wrapper.type == 'LabelFractionDataset' and wrapper.fraction == 0.05 and wrapper.seed == 0
@@ -127,7 +125,7 @@ def test_cfg_options_reach_the_wrapper():
 
 
 def test_lidar_only_config_has_no_camera_parts():
-    from train import load_config
+    from clap_plugin.apis import load_config
     cfg = load_config(osp.join(REPO, 'configs/bevfusion_lidar_finetune_nus.py'))
     for key in ('img_backbone', 'img_neck', 'view_transform', 'fusion_layer'):
         assert cfg.model[key] is None

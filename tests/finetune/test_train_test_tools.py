@@ -2,24 +2,19 @@
 evaluation with NuScenesMetric, --resume, clear errors."""
 import glob
 import os.path as osp
-import sys
 
 import pytest
 import torch
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-sys.path.insert(0, osp.join(REPO, 'tools'))
 TINY = osp.join(REPO, 'configs/bevfusion_lidar-cam_finetune_nus_cpu-tiny.py')
 METRIC = 'NuScenes metric/pred_instances_3d_NuScenes/'
 
 
 def _test_tool():
-    """tools/test.py under its own module name (``test`` would clash with the standard library's package)."""
-    import importlib.util
-    spec = importlib.util.spec_from_file_location('clap_tools_test', osp.join(REPO, 'tools', 'test.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """The library side of tools/test.py."""
+    from clap_plugin.apis import test
+    return test
 
 
 def _options(root, iters):
@@ -31,7 +26,7 @@ def _options(root, iters):
 
 @pytest.fixture(scope='module')
 def trained(synthetic_nus, tmp_path_factory):
-    import train
+    from clap_plugin.apis import train
     work_dir = str(tmp_path_factory.mktemp('finetune_tiny'))
     runner = train.main([TINY, '--work-dir', work_dir] + _options(synthetic_nus, 2))
     return runner, work_dir
@@ -64,7 +59,7 @@ def test_test_tool_evaluates_with_nuscenes_metric(trained, synthetic_nus):
 
 
 def test_resume_continues_from_the_latest_checkpoint(trained, synthetic_nus):
-    import train
+    from clap_plugin.apis import train
     runner0, work_dir = trained
     runner = train.main([TINY, '--work-dir', work_dir, '--resume'] + _options(synthetic_nus, 3))
     assert runner.iter == 3 and osp.isfile(osp.join(work_dir, 'iter_3.pth'))
@@ -78,7 +73,7 @@ def test_resume_continues_from_the_latest_checkpoint(trained, synthetic_nus):
 
 def test_missing_files_give_clear_errors(tmp_path):
     test_tool = _test_tool()
-    import train
+    from clap_plugin.apis import train
     with pytest.raises(SystemExit, match='does not exist'):
         train.main([str(tmp_path / 'nope.py')])
     with pytest.raises(SystemExit, match='does not exist'):

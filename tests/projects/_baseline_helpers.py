@@ -72,14 +72,9 @@ def export_and_check_finetune_keys(ckpt: str, out: str, dropped_prefixes, traine
     the fine-tune detector's (configs/bevfusion_lidar-cam_finetune_nus_cpu-tiny.py) names and shapes; the other
     encoders and the method's own modules (``dropped_prefixes``) are left out, so the detector keeps its own
     initialisation for them at ``load_from``."""
-    import importlib.util
-
     from mmdet3d.registry import MODELS
 
-    spec = importlib.util.spec_from_file_location('_export_pretrained', osp.join(ROOT, 'tools',
-                                                                                 'export_pretrained.py'))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    from clap_plugin.apis import export_pretrained as mod
     kept, dropped = mod.export(ckpt, out)
     untrained = [p for p in mod.ENCODER_PREFIXES if p not in trained_prefixes]
     state = torch.load(ckpt, map_location='cpu', weights_only=False)['state_dict']

@@ -8,9 +8,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from clap_plugin.models.pretrain.ray_builder import pixel_projection
-from projects.PPKT.ppkt import (UpsamplingProjection, bev_cell_index, info_nce, one_per_group, point_pixel_pairs,
-                                sample_bev_at_points, sample_pixel_features)
+from clap_plugin.models.contrastive import (UpsamplingProjection, bev_cell_index, info_nce, one_per_group,
+                                            point_pixel_pairs, sample_bev_at_points, sample_pixel_features)
+from clap_plugin.models.geometry import pixel_projection
 
 from _baseline_helpers import ROOT, export_and_check_finetune_keys, run_tiny, write_teacher
 
@@ -213,7 +213,7 @@ def test_shuffled_pairs_raise_the_loss_of_a_trained_model(synthetic_nus, tmp_pat
     the correspondence), and ``loss`` is InfoNCE of exactly those pairs, one per (cell, camera)."""
     import random
 
-    from projects.PPKT.ppkt.contrastive import bev_cell_index as cell_of
+    from clap_plugin.models.contrastive import bev_cell_index as cell_of
     random.seed(0)
     np.random.seed(0)  # the pipeline's augmentations: the same batches whatever ran before
     _, _, _, runner = run_tiny(TINY, synthetic_nus, tmp_path, iters=10,

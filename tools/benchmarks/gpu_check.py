@@ -244,10 +244,9 @@ def _full_stack_importable() -> Optional[str]:
 
 _DRIVER = r'''
 import json, sys, time
-sys.path.insert(0, sys.argv[1] + '/tools')
 sys.path.insert(0, sys.argv[1])
 import torch
-import train
+from clap_plugin.apis import train
 from mmengine.hooks import Hook
 import os
 times = []

@@ -19,6 +19,7 @@ from mmdet3d.structures import Det3DDataSample
 from torch import Tensor
 
 from ..bevfusion.detector import CLAPBEVFusion
+from ..geometry.keyframe import keyframe_points
 from .masking import mask_image_patches, mask_lidar_blocks
 from ..rendering.neus_volume_renderer import ray_box_exit_axis
 from .ray_builder import camera_rays, gather_pixels, lidar_rays, pixel_projection, sparse_depth
@@ -129,13 +130,7 @@ class CLAPPretrainer(CLAPBEVFusion):
 
     def keyframe_points(self, points: Tensor) -> Tensor:
         """(P, C) -> (P', 3) keyframe points inside the point-cloud range."""
-        if self.keyframe_dim is not None and points.shape[1] > self.keyframe_dim:
-            points = points[points[:, self.keyframe_dim] == 0]
-        x0, y0, z0, x1, y1, z1 = self.point_cloud_range
-        p = points[:, :3]
-        inside = (p[:, 0] >= x0) & (p[:, 0] < x1) & (p[:, 1] >= y0) & (p[:, 1] < y1) & (p[:, 2] >= z0) & \
-            (p[:, 2] < z1)
-        return p[inside]
+        return keyframe_points(points, self.point_cloud_range, self.keyframe_dim)[0][:, :3]
 
     def raw_images(self, imgs: Tensor) -> Tensor:
         """Undo the data preprocessor's normalisation: (B, N, 3, H, W) in [0, 1]."""

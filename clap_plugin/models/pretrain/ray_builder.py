@@ -9,6 +9,9 @@ from typing import Dict
 import torch
 from torch import Tensor
 
+from clap_plugin.models.geometry.projection import (depth_homogeneous_aug, flat_pixel_index,  # noqa: F401
+                                                     pixel_projection, project_points)
+
 
 def lidar_rays(points: Tensor, origin: Tensor) -> Dict[str, Tensor]:
     """Rays from ``origin`` (3,) through ``points`` (N, 3) with their range targets."""
@@ -18,21 +21,6 @@ def lidar_rays(points: Tensor, origin: Tensor) -> Dict[str, Tensor]:
     return dict(origins=origin.expand(n, 3).contiguous(), directions=delta / rng.clamp(min=1e-6)[:, None],
                 range=rng, range_mask=rng > 1e-3, rgb=points.new_zeros(n, 3),
                 rgb_mask=torch.zeros(n, dtype=torch.bool, device=points.device))
-
-
-def depth_homogeneous_aug(img_aug: Tensor) -> Tensor:
-    """BEVFusion's ``img_aug_matrix`` acts on pixel coordinates: ``p' = R (u, v, 1) + t``. As a map of
-    (u d, v d, d) it is ``R + t e_z^T`` (the translation scales with depth). (..., 4, 4) -> (..., 4, 4)."""
-    out = img_aug.clone()
-    out[..., :3, 2] = img_aug[..., :3, 2] + img_aug[..., :3, 3]
-    out[..., :3, 3] = 0
-    return out
-
-
-def pixel_projection(lidar2img: Tensor, img_aug: Tensor, lidar_aug: Tensor) -> Tensor:
-    """(N_cam, 4, 4) maps from the augmented LiDAR frame to (u d, v d, d, 1) of augmented-image pixels:
-    the image augmentation after the calibration after undoing the LiDAR augmentation."""
-    return depth_homogeneous_aug(img_aug) @ lidar2img @ torch.inverse(lidar_aug)[None]
 
 
 def camera_rays(proj: Tensor, pixels: Tensor) -> Dict[str, Tensor]:
@@ -61,14 +49,9 @@ def camera_rays(proj: Tensor, pixels: Tensor) -> Dict[str, Tensor]:
 def sparse_depth(points: Tensor, proj: Tensor, img_shape) -> Tensor:
     """Nearest LiDAR depth per pixel (N_cam, H, W), ``inf`` where no point projects."""
     h, w = int(img_shape[0]), int(img_shape[1])
-    hom = torch.cat([points, torch.ones_like(points[:, :1])], -1)
-    p = torch.einsum('cij,pj->cpi', proj, hom)
-    depth = p[..., 2]
-    uv = p[..., :2] / depth.clamp(min=1e-6)[..., None]
-    valid = (depth > 1e-3) & (uv[..., 0] >= 0) & (uv[..., 0] < w) & (uv[..., 1] >= 0) & (uv[..., 1] < h)
+    uv, depth, valid = project_points(points, proj, img_shape)
     n_cam = proj.shape[0]
-    lin = (uv[..., 1].floor().clamp(0, h - 1).long() * w + uv[..., 0].floor().clamp(0, w - 1).long()
-           + torch.arange(n_cam, device=points.device)[:, None] * (h * w))
+    lin = flat_pixel_index(uv, img_shape)
     out = torch.full((n_cam * h * w, ), float('inf'), dtype=points.dtype, device=points.device)
     out.scatter_reduce_(0, lin[valid], depth[valid], reduce='amin')
     return out.view(n_cam, h, w)

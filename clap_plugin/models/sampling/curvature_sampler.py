@@ -13,6 +13,8 @@ from mmdet3d.registry import TASK_UTILS
 from mmengine.logging import MessageHub
 from torch import Tensor
 
+from clap_plugin.models.geometry.projection import flat_pixel_index, project_points
+
 from .sdf_curvature import ESTIMATORS, SDFFunction, mean_curvature
 
 
@@ -132,13 +134,8 @@ class CurvatureSampler:
         h, w = int(img_shape[0]), int(img_shape[1])
         lidar2img = lidar2img.to(points)
         n_cam = lidar2img.shape[0]
-        hom = torch.cat([points[:, :3], torch.ones_like(points[:, :1])], dim=-1)  # (P, 4)
-        proj = torch.einsum('cij,pj->cpi', lidar2img, hom)  # (N_cam, P, 4)
-        depth = proj[..., 2]
-        uv = proj[..., :2] / depth.clamp(min=1e-6)[..., None]
-        valid = (depth > 1e-3) & (uv[..., 0] >= 0) & (uv[..., 0] < w) & (uv[..., 1] >= 0) & (uv[..., 1] < h)
-        lin = uv[..., 1].floor().clamp(0, h - 1).long() * w + uv[..., 0].floor().clamp(0, w - 1).long()
-        lin = lin + torch.arange(n_cam, device=points.device)[:, None] * (h * w)
+        uv, _, valid = project_points(points, lidar2img, img_shape)  # (N_cam, P, 2), (N_cam, P)
+        lin = flat_pixel_index(uv, img_shape)
         vals = weights.to(points)[None].expand(n_cam, -1)
         maps = torch.zeros(n_cam * h * w, dtype=points.dtype, device=points.device)
         maps.index_add_(0, lin[valid], vals[valid])

@@ -1,6 +1,7 @@
 # Shared by the CPU-tiny pre-training configs (CLAP and the baselines in projects/): the narrow BEVFusion of
 # _base_/models/bevfusion_cpu-tiny.py, the label-free pipeline at 128x352 with 2 sweeps, batch 1, no workers,
-# and a 4-epoch AdamW + cosine schedule. A method config adds its `model` (and may change the lr).
+# a 4-epoch AdamW + cosine schedule, and TensorBoard logging. A method config adds its `model` (and may
+# change the lr).
 _base_ = ['../default_runtime.py', '../models/bevfusion_cpu-tiny.py', './nus-3d_pretrain.py']
 point_cloud_range = {{_base_.point_cloud_range}}
 image_size = {{_base_.image_size}}
@@ -35,3 +36,7 @@ param_scheduler = [
 ]
 default_hooks = dict(logger=dict(interval=1), checkpoint=dict(interval=1, max_keep_ckpts=2))
 model_wrapper_cfg = dict(type='MMDistributedDataParallel', find_unused_parameters=True)
+
+# scalars (losses, lr) also as TensorBoard event files under WORK_DIR/TIMESTAMP/vis_data (tensorboard --logdir)
+vis_backends = [dict(type='LocalVisBackend'), dict(type='TensorboardVisBackend')]
+visualizer = dict(vis_backends=vis_backends)

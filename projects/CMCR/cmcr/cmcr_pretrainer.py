@@ -76,8 +76,7 @@ class CMCRPretrainer(PairwisePretrainerMixin, CLAPBEVFusion):
                  occ_hidden: int = 64, loss_contrast_weight: float = 1.0, loss_mim_weight: float = 1.0,
                  loss_occ_weight: float = 1.0, loss_code_weight: float = 1.0, loss_commit_weight: float = 0.25,
                  loss_decorr_weight: float = 0.1, keyframe_dim: Optional[int] = 4, **kwargs) -> None:
-        if kwargs.get('bbox_head') is not None:
-            raise ValueError('CMCRPretrainer is label-free: bbox_head must be None')
+        self.check_label_free('CMCRPretrainer', kwargs)
         super().__init__(**kwargs)
         if not (self.with_lidar and self.with_camera):
             raise ValueError('CMCR needs both the LiDAR and the camera branch')
@@ -145,11 +144,7 @@ class CMCRPretrainer(PairwisePretrainerMixin, CLAPBEVFusion):
         return specific + q['quantized'], q
 
     def loss(self, batch_inputs_dict: dict, batch_data_samples: List[Det3DDataSample], **kwargs) -> dict:
-        metas = [s.metainfo for s in batch_data_samples]
-        points: List[Tensor] = list(batch_inputs_dict['points'])
-        imgs: Optional[Tensor] = batch_inputs_dict.get('imgs')
-        if imgs is None:
-            raise KeyError("CMCR: batch inputs lack 'imgs'")
+        metas, points, imgs = self.batch_inputs(batch_inputs_dict, batch_data_samples, 'CMCR')
         n_cam, img_shape = imgs.shape[1], imgs.shape[-2:]
         losses = {}
 

@@ -4,19 +4,12 @@
 #   python tools/train_2d_teacher.py --data-root 2D_DATA/ --out work_dirs/teacher_2d.pth
 #   python tools/train.py projects/PPKT/configs/ppkt_pretrain_nus_cpu-tiny.py --cfg-options data_root=DIR/ \
 #       model.teacher_checkpoint=work_dirs/teacher_2d.pth
-_base_ = ['../../../configs/_base_/pretrain/nus-3d_pretrain_cpu-tiny.py']
+_base_ = ['../../../configs/_base_/pretrain/nus-3d_pretrain_cpu-tiny.py', './_base_/ppkt_model.py']
 custom_imports = dict(imports=['clap_plugin', 'projects.PPKT.ppkt'], allow_failed_imports=False)
 
 model = dict(
-    type='PPKTPretrainer',
-    bbox_head=None,
-    teacher=None,
-    teacher_checkpoint=None,  # required (see above); or random_teacher_ablation=True for that ablation
-    random_teacher_ablation=False,
-    teacher_level=0,
-    teacher_channels=64,
+    _base_.ppkt_model,
+    teacher_channels=64,  # teacher level 0 (stride 8) of the narrow Swin
     lidar_channels=128,
     embed_dim=32,
-    num_pairs=1024,
-    temperature=0.07,
-    keyframe_dim=4)
+    num_pairs=1024)

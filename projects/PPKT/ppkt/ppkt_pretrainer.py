@@ -60,8 +60,7 @@ class PPKTPretrainer(PairwisePretrainerMixin, CLAPBEVFusion):
                  teacher_checkpoint: Optional[str] = None, random_teacher_ablation: bool = False,
                  teacher_level: int = 0, embed_dim: int = 64, num_pairs: int = 4096, temperature: float = 0.07,
                  keyframe_dim: Optional[int] = 4, pair_mode: str = 'cell', **kwargs) -> None:
-        if kwargs.get('bbox_head') is not None:
-            raise ValueError('PPKTPretrainer is label-free: bbox_head must be None')
+        self.check_label_free('PPKTPretrainer', kwargs)
         super().__init__(**kwargs)
         if not (self.with_lidar and self.with_camera):
             raise ValueError('PPKT pairs LiDAR points with image pixels: it needs both branches')
@@ -102,11 +101,7 @@ class PPKTPretrainer(PairwisePretrainerMixin, CLAPBEVFusion):
     def pair_features(self, batch_inputs_dict: dict, batch_data_samples: List[Det3DDataSample]):
         """(point embeddings (M, D), pixel embeddings (M, D), pairs) of ``num_pairs`` sampled point-pixel pairs;
         row i of both is a positive pair."""
-        metas = [s.metainfo for s in batch_data_samples]
-        points: List[Tensor] = list(batch_inputs_dict['points'])
-        imgs: Optional[Tensor] = batch_inputs_dict.get('imgs')
-        if imgs is None:
-            raise KeyError("PPKT: batch inputs lack 'imgs'")
+        metas, points, imgs = self.batch_inputs(batch_inputs_dict, batch_data_samples, 'PPKT')
         n_cam, img_shape = imgs.shape[1], imgs.shape[-2:]
         cams = self.camera_matrices(metas, n_cam, imgs)
         pairs = self.gather_pairs(points, cams, n_cam, img_shape, self.keyframe_dim)

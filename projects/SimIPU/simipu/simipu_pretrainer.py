@@ -80,8 +80,7 @@ class SimIPUPretrainer(PairwisePretrainerMixin, CLAPBEVFusion):
                  point_stop_grad: bool = True, head_layers: int = 3,
                  point_drop_ratio: float = 0.1, jitter_std: float = 0.01, loss_intra_weight: float = 1.0,
                  loss_inter_weight: float = 1.0, keyframe_dim: Optional[int] = 4, **kwargs) -> None:
-        if kwargs.get('bbox_head') is not None:
-            raise ValueError('SimIPUPretrainer is label-free: bbox_head must be None')
+        self.check_label_free('SimIPUPretrainer', kwargs)
         super().__init__(**kwargs)
         if not (self.with_lidar and self.with_camera):
             raise ValueError('SimIPU needs both the LiDAR and the camera branch')
@@ -147,11 +146,7 @@ class SimIPUPretrainer(PairwisePretrainerMixin, CLAPBEVFusion):
         return x
 
     def loss(self, batch_inputs_dict: dict, batch_data_samples: List[Det3DDataSample], **kwargs) -> dict:
-        metas = [s.metainfo for s in batch_data_samples]
-        points: List[Tensor] = list(batch_inputs_dict['points'])
-        imgs: Optional[Tensor] = batch_inputs_dict.get('imgs')
-        if imgs is None:
-            raise KeyError("SimIPU: batch inputs lack 'imgs'")
+        metas, points, imgs = self.batch_inputs(batch_inputs_dict, batch_data_samples, 'SimIPU')
         n_cam, img_shape = imgs.shape[1], imgs.shape[-2:]
 
         views2, matches = [], []

@@ -1,0 +1,65 @@
+"""The base of the point-pixel pre-trainers (projects/PPKT, SimIPU, CMCR): a BEVFusion model's point-pixel
+pairs for a batch and the BEV features at their points."""
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import torch
+from torch import Tensor
+
+from clap_plugin.models.geometry.keyframe import keyframe_points
+from clap_plugin.models.geometry.projection import pixel_projection
+
+from .pairs import point_pixel_pairs
+from .point_features import sample_bev_at_points
+
+
+class PairwisePretrainerMixin:
+    """Helpers shared by the point-pixel baselines (they need both branches' configs and a LiDAR range)."""
+
+    @staticmethod
+    def check_label_free(name: str, kwargs: dict) -> None:
+        """Refuse a detection head: the pre-trainer ``name`` learns without labels."""
+        if kwargs.get('bbox_head') is not None:
+            raise ValueError(f'{name} is label-free: bbox_head must be None')
+
+    @staticmethod
+    def batch_inputs(batch_inputs_dict: dict, batch_data_samples: Sequence,
+                     method: str) -> Tuple[List[dict], List[Tensor], Tensor]:
+        """(metas, points: B x (P_b, C), imgs (B, N_cam, 3, H, W)) of a batch; a KeyError naming ``method``
+        when the batch has no images."""
+        metas = [s.metainfo for s in batch_data_samples]
+        points: List[Tensor] = list(batch_inputs_dict['points'])
+        imgs: Optional[Tensor] = batch_inputs_dict.get('imgs')
+        if imgs is None:
+            raise KeyError(f"{method}: batch inputs lack 'imgs'")
+        return metas, points, imgs
+
+    @property
+    def point_cloud_range(self) -> List[float]:
+        if self.pts_voxel_layer is None:
+            raise RuntimeError(f'{type(self).__name__} needs the LiDAR branch')
+        return self.pts_voxel_layer.point_cloud_range
+
+    def gather_pairs(self, points: Sequence[Tensor], cams: Dict[str, Tensor], num_cams: int,
+                     img_shape: Sequence[int], keyframe_dim: Optional[int]) -> Dict[str, Tensor]:
+        """Point-pixel pairs of a batch: ``batch_idx``, ``xyz`` (M, 3), ``img_idx`` (into B * N_cam images),
+        ``uv`` (M, 2), ``depth`` (M,)."""
+        out = {k: [] for k in ('batch_idx', 'xyz', 'img_idx', 'uv', 'depth')}
+        for b, pts in enumerate(points):
+            kf, _ = keyframe_points(pts, self.point_cloud_range, keyframe_dim)
+            proj = pixel_projection(cams['lidar2img'][b], cams['img_aug_matrix'][b], cams['lidar_aug_matrix'][b])
+            pairs = point_pixel_pairs(kf[:, :3], proj, img_shape)
+            m = pairs['point_idx'].numel()
+            out['batch_idx'].append(torch.full((m, ), b, dtype=torch.long, device=pts.device))
+            out['xyz'].append(kf[pairs['point_idx'], :3])
+            out['img_idx'].append(pairs['cam_idx'] + b * num_cams)
+            out['uv'].append(pairs['uv'].to(pts.dtype))
+            out['depth'].append(pairs['depth'].to(pts.dtype))
+        return {k: torch.cat(v) for k, v in out.items()}
+
+    def bev_point_features(self, bev: Tensor, batch_idx: Tensor, xyz: Tensor) -> Tensor:
+        """(M, C) features of the (B, C, X, Y) BEV at each point's cell."""
+        out = bev.new_zeros(xyz.shape[0], bev.shape[1])
+        for b in torch.unique(batch_idx).tolist():
+            sel = (batch_idx == b).nonzero(as_tuple=True)[0]
+            out = out.index_copy(0, sel, sample_bev_at_points(bev[b], xyz[sel, :2], self.point_cloud_range))
+        return out
