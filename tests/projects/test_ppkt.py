@@ -12,7 +12,7 @@ from clap_plugin.models.pretrain.ray_builder import pixel_projection
 from projects.PPKT.ppkt import (UpsamplingProjection, bev_cell_index, info_nce, one_per_group, point_pixel_pairs,
                                 sample_bev_at_points, sample_pixel_features)
 
-from _baseline_helpers import ROOT, export_and_check_finetune_keys, run_tiny, write_teacher
+from tests.helpers.baselines import ROOT, export_and_check_finetune_keys, run_tiny, write_teacher
 
 
 def _naive_info_nce(q, k, tau):

@@ -2,7 +2,7 @@
 
 Input: one fused BEV map ``(B, in_channels, X, Y)`` in BEVFusion's layout (first spatial axis = x).
 Parameter names and shapes equal mmdet3d ``projects/BEVFusion`` ``TransFusionHead`` so checkpoints load
-either way (see ``tests/bevfusion/transfusion_head_state_dict_manifest.json``).
+either way (see ``tests/models/bevfusion/transfusion_head_state_dict_manifest.json``).
 """
 import copy
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
