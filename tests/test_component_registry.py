@@ -1,10 +1,9 @@
 """Every CLAP core component builds from a config dict through mmdet3d's registries with SPEC defaults."""
 import pytest
 import torch
-
-import clap_plugin  # noqa: F401
 from mmdet3d.registry import HOOKS, MODELS, TASK_UTILS
 
+import clap_plugin  # noqa: F401
 
 pytestmark = pytest.mark.usefixtures('mmdet3d_default_scope')  # build in the mmdet3d registry scope
 

@@ -9,8 +9,13 @@ import pytest
 import torch
 from mmengine.fileio import load
 
-from clap_plugin.evaluation.pretrain_probe import (average_precision, bev_cells_in_boxes, boxes_of_info,
-                                                   linear_probe_ap, points_in_boxes)
+from clap_plugin.evaluation.pretrain_probe import (
+    average_precision,
+    bev_cells_in_boxes,
+    boxes_of_info,
+    linear_probe_ap,
+    points_in_boxes,
+)
 
 ROOT = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))
 

@@ -2,11 +2,10 @@
 import os.path as osp
 
 import torch
+from mmdet3d.registry import HOOKS
 from mmengine.config import Config
 from mmengine.hooks import Hook
 from mmengine.runner import Runner
-
-from mmdet3d.registry import HOOKS
 
 ROOT = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))
 

@@ -7,14 +7,12 @@ import socket
 import subprocess
 import sys
 
-import pytest
 import torch
+from mmdet3d.registry import HOOKS
 from mmengine.config import Config
 from mmengine.hooks import Hook
 from mmengine.logging import MessageHub
 from mmengine.runner import Runner
-
-from mmdet3d.registry import HOOKS
 
 ROOT = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))
 TINY = osp.join(ROOT, 'configs', 'clap_pretrain_nus_cpu-tiny.py')
@@ -129,8 +127,9 @@ def test_pretrain_is_label_free_logs_losses_and_resumes(synthetic_nus, tmp_path,
 
     # BN statistics re-estimated on unmasked inputs: the weights stay, the running statistics move
     out_bn = tmp_path / 'clap_encoders_bn.pth'
-    proc = subprocess.run([sys.executable, osp.join(ROOT, 'tools', 'export_pretrained.py'), str(tmp_path / 'epoch_2.pth'),
-                           str(out_bn), '--config', TINY, '--data-root', f'{synthetic_nus}/', '--bn-batches', '2'],
+    proc = subprocess.run([sys.executable, osp.join(ROOT, 'tools', 'export_pretrained.py'),
+                           str(tmp_path / 'epoch_2.pth'), str(out_bn), '--config', TINY,
+                           '--data-root', f'{synthetic_nus}/', '--bn-batches', '2'],
                           cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert 'BN running statistics: recompute' in proc.stdout

@@ -9,7 +9,6 @@ import torch
 import torch.nn.functional as F
 
 from projects.CMCR.cmcr import UnifiedCodebook, decorrelation_loss, masked_patch_loss, occupancy_queries
-
 from tests.helpers.baselines import ROOT, export_and_check_finetune_keys, run_tiny, write_teacher
 
 
@@ -147,8 +146,8 @@ def teacher_ckpt(tmp_path_factory):
 
 
 def test_cmcr_refuses_to_build_without_a_teacher():
-    from mmengine.config import Config
     from mmdet3d.registry import MODELS
+    from mmengine.config import Config
 
     from clap_plugin.models.contrastive import TeacherError
     cfg = Config.fromfile(osp.join(ROOT, TINY))

@@ -9,7 +9,6 @@ import pytest
 import torch
 
 from projects.SimIPU.simipu import match_keypoints, random_view_transform, transform_points
-
 from tests.helpers.baselines import export_and_check_finetune_keys, run_tiny
 
 

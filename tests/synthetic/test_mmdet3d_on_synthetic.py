@@ -108,6 +108,7 @@ def test_metric_scores_an_empty_prediction_set_as_zero(synthetic_nus, nus_prefix
     with NuScenesMetric's keys."""
     from mmdet3d.evaluation import NuScenesMetric
     from mmdet3d.structures import LiDARInstance3DBoxes
+
     from clap_plugin.evaluation import CLAPNuScenesMetric
     ds = _dataset(synthetic_nus, nus_prefix, 'val', pipeline=[])
     kwargs = dict(data_root=synthetic_nus, ann_file=osp.join(synthetic_nus, 'nuscenes_infos_val.pkl'),

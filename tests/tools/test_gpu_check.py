@@ -4,8 +4,9 @@ full-stack part on the CPU-tiny pre-training config."""
 import os
 import os.path as osp
 import subprocess
-import pytest
 import sys
+
+import pytest
 
 pytestmark = pytest.mark.usefixtures('mmdet3d_default_scope')  # build in the mmdet3d registry scope
 

@@ -66,6 +66,7 @@ def halves(tmp_path_factory):
 
 def test_merge_keeps_metadata_and_every_tensor_arrives_unchanged(halves, tmp_path):
     import merge_pretrained
+
     from clap_plugin.utils.state_dicts import compare_loaded, load_state_dict
     cfg, lidar, camera, lidar_state, camera_state = halves
     out = str(tmp_path / 'merged.pth')
@@ -183,6 +184,7 @@ def test_compose_errors_name_the_file(two_stage, tmp_path):
 def test_load_from_through_train_py_reports_every_tensor(two_stage, synthetic_nus, tmp_path):
     """tools/train.py adds CheckpointLoadReportHook: the composed stage-2 file arrives unchanged."""
     import train
+
     from clap_plugin.utils.state_dicts import load_state_dict
     _, _, _, _, stage2_init = two_stage
     runner = train.main([TINY, '--work-dir', str(tmp_path), '--cfg-options', f'data_root={synthetic_nus}',

@@ -8,8 +8,7 @@ from mmdet3d.structures import LiDARInstance3DBoxes
 from mmdet3d.structures.points import LiDARPoints
 
 import clap_plugin  # noqa: F401  (registers the transforms)
-from clap_plugin.datasets.transforms import (CLAPBEVFlip3D, CLAPGlobalRotScaleTrans,
-                                             CLAPImageAug3D)
+from clap_plugin.datasets.transforms import CLAPBEVFlip3D, CLAPGlobalRotScaleTrans, CLAPImageAug3D
 
 
 def lidar2img_front():

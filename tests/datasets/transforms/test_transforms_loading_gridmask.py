@@ -2,11 +2,10 @@
 import cv2
 import numpy as np
 import pytest
+from mmdet3d.registry import TRANSFORMS
 
 import clap_plugin  # noqa: F401  (registers the transforms)
-from clap_plugin.datasets.transforms import (CLAPGridMask, CLAPLoadMultiViewImageFromFiles,
-                                             grid_mask)
-from mmdet3d.registry import TRANSFORMS
+from clap_plugin.datasets.transforms import CLAPGridMask, CLAPLoadMultiViewImageFromFiles, grid_mask
 
 CAMS = ['CAM_FRONT', 'CAM_FRONT_RIGHT', 'CAM_FRONT_LEFT', 'CAM_BACK', 'CAM_BACK_LEFT',
         'CAM_BACK_RIGHT']

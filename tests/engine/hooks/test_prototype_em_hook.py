@@ -15,7 +15,6 @@ from clap_plugin.models.prototypes import GramRegularizer, gram_off_diagonal_mea
 from clap_plugin.models.prototypes.swapped_prototype_loss import hard_perplexity, prototype_terms
 from tests.helpers.gloo import run_gloo
 
-
 pytestmark = pytest.mark.usefixtures('mmdet3d_default_scope')  # build in the mmdet3d registry scope
 
 
@@ -102,6 +101,7 @@ def _toy_runner(work_dir, name, max_iters=4, freeze_iters=1, interval=2, resume_
     from mmengine.hooks import Hook
     from mmengine.model import BaseModel
     from mmengine.runner import Runner
+
     from clap_plugin.models.prototypes import SwappedPrototypeLoss
 
     class ToyPretrainer(BaseModel):

@@ -3,12 +3,12 @@ import os
 
 import pytest
 import torch
-from tests.helpers.bevfusion_inputs import make_batch, torch_threads
+from mmdet3d.registry import MODELS
+from mmdet3d.utils import register_all_modules
 from mmengine.config import Config
 
 import clap_plugin  # noqa: F401  (registers the modules)
-from mmdet3d.registry import MODELS
-from mmdet3d.utils import register_all_modules
+from tests.helpers.bevfusion_inputs import make_batch, torch_threads
 from tests.helpers.paths import REPO
 
 register_all_modules(init_default_scope=True)

@@ -8,13 +8,13 @@ square in the augmented image.
 """
 import numpy as np
 import torch
-from tests.helpers.bevfusion_inputs import camera_metas
 from mmdet3d.structures.points import LiDARPoints
 
 from clap_plugin.datasets.transforms.bev_flip import CLAPBEVFlip3D
 from clap_plugin.datasets.transforms.global_aug import CLAPGlobalRotScaleTrans
 from clap_plugin.datasets.transforms.image_aug import CLAPImageAug3D
 from clap_plugin.models.bevfusion import CLAPDepthLSSTransform
+from tests.helpers.bevfusion_inputs import camera_metas
 
 FINAL = (128, 352)
 # (camera, u, v, depth, colour channel): continuous pixel coordinates in the original image

@@ -4,9 +4,9 @@ import math
 import numpy as np
 import pytest
 import torch
-from tests.helpers.bevfusion_inputs import camera_metas
 
 from clap_plugin.models.bevfusion import CLAPDepthLSSTransform
+from tests.helpers.bevfusion_inputs import camera_metas
 
 IMAGE = (64, 176)
 FEAT = (8, 22)

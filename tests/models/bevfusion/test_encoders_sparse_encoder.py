@@ -1,9 +1,9 @@
 """BEVFusion sparse encoder: (x, y, z) sparse shape, BEV layout (B, C, X, Y), BEVFusion output sizes."""
 import pytest
 import torch
-from tests.helpers.bevfusion_inputs import torch_threads
 
 from clap_plugin.models.bevfusion import CLAPSparseEncoder
+from tests.helpers.bevfusion_inputs import torch_threads
 
 FULL = dict(in_channels=5, sparse_shape=[1440, 1440, 41], order=('conv', 'norm', 'act'),
             norm_cfg=dict(type='BN1d', eps=0.001, momentum=0.01),

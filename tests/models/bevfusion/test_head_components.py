@@ -4,14 +4,12 @@ import math
 import numpy as np
 import pytest
 import torch
+from mmdet3d.registry import TASK_UTILS
 
-from clap_plugin.models.bevfusion.heads import (CLAPHungarianAssigner3D, CLAPTransFusionBBoxCoder,
-                                                lidar_bbox_overlaps_3d)
+from clap_plugin.models.bevfusion.heads import CLAPHungarianAssigner3D, CLAPTransFusionBBoxCoder, lidar_bbox_overlaps_3d
 from clap_plugin.models.bevfusion.heads.circle_nms import circle_nms_keep
 from clap_plugin.models.bevfusion.heads.heatmap_targets import gaussian_heatmap_targets
-from clap_plugin.models.bevfusion.heads.query_init import (bev_cell_centers, keep_local_maxima,
-                                                           top_proposals)
-from mmdet3d.registry import TASK_UTILS
+from clap_plugin.models.bevfusion.heads.query_init import bev_cell_centers, keep_local_maxima, top_proposals
 
 PC_RANGE = [-54.0, -54.0, -5.0, 54.0, 54.0, 3.0]
 

@@ -10,11 +10,11 @@ import json
 import os
 
 import torch
+from mmdet3d.registry import MODELS
+from mmdet3d.utils import register_all_modules
 from mmengine.config import Config
 
 import clap_plugin  # noqa: F401  (registers the modules)
-from mmdet3d.registry import MODELS
-from mmdet3d.utils import register_all_modules
 from tests.helpers.paths import REPO
 
 register_all_modules(init_default_scope=True)

@@ -7,10 +7,10 @@ import sys
 import numpy as np
 import pytest
 import torch
+from mmdet3d.registry import DATASETS, MODELS
 from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
 
-from mmdet3d.registry import DATASETS, MODELS
 from tests.helpers.paths import REPO
 
 ROOT = REPO

@@ -5,11 +5,11 @@ import os.path as osp
 import numpy as np
 import pytest
 import torch
+from mmdet3d.registry import DATASETS, MODELS
 from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
 from mmengine.logging import MessageHub
 
-from mmdet3d.registry import DATASETS, MODELS
 from tests.helpers.paths import REPO
 
 ROOT = REPO

@@ -5,10 +5,10 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from mmdet3d.registry import DATASETS, MODELS
 from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
 
-from mmdet3d.registry import DATASETS, MODELS
 from tests.helpers.paths import REPO
 
 ROOT = REPO

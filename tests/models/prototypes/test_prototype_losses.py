@@ -5,12 +5,11 @@ import os
 import pytest
 import torch
 import torch.nn.functional as F
+from mmdet3d.registry import MODELS
 
 import clap_plugin  # noqa: F401
 from clap_plugin.models.prototypes import gram_off_diagonal_mean, sinkhorn_knopp
 from tests.helpers.gloo import run_gloo
-from mmdet3d.registry import MODELS
-
 
 pytestmark = pytest.mark.usefixtures('mmdet3d_default_scope')  # build in the mmdet3d registry scope
 

@@ -2,10 +2,10 @@
 import pytest
 import torch
 import torch.nn.functional as F
+from mmdet3d.registry import MODELS
 
 import clap_plugin  # noqa: F401  (registers the modules)
 from clap_plugin.models.rendering import render_rays, trilinear_interpolate
-from mmdet3d.registry import MODELS
 
 pytestmark = pytest.mark.usefixtures('mmdet3d_default_scope')  # build in the mmdet3d registry scope
 

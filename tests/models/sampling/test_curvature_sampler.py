@@ -4,12 +4,12 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from mmdet3d.registry import TASK_UTILS
 from mmengine.logging import MessageHub
 
 import clap_plugin  # noqa: F401
 from clap_plugin.models.rendering import CLAPRenderingHead
 from clap_plugin.models.sampling import CurvatureSampler, mean_curvature
-from mmdet3d.registry import TASK_UTILS
 
 pytestmark = pytest.mark.usefixtures('mmdet3d_default_scope')  # build in the mmdet3d registry scope
 

@@ -11,13 +11,13 @@ import torch
 import torch.nn.functional as F
 from mmcv.cnn import ConvModule
 from mmdet.models.task_modules import AssignResult
+from mmdet3d.models.dense_heads.centerpoint_head import SeparateHead
+from mmdet3d.registry import MODELS, TASK_UTILS
+from mmdet3d.structures import LiDARInstance3DBoxes
 from mmengine.model import BaseModule
 from mmengine.structures import InstanceData
 from torch import Tensor, nn
 
-from mmdet3d.models.dense_heads.centerpoint_head import SeparateHead
-from mmdet3d.registry import MODELS, TASK_UTILS
-from mmdet3d.structures import LiDARInstance3DBoxes
 from .circle_nms import circle_nms_keep
 from .heatmap_targets import gaussian_heatmap_targets
 from .query_init import bev_cell_centers, keep_local_maxima, top_proposals
