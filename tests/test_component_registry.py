@@ -1,4 +1,5 @@
-"""Every CLAP core component builds from a config dict through mmdet3d's registries with SPEC defaults."""
+"""Every CLAP core component builds from a config dict through mmdet3d's registries with the
+paper's defaults (arXiv 2412.03059: rendering, curvature sampling, prototypes; see docs/method.md)."""
 import pytest
 import torch
 from mmdet3d.registry import HOOKS, MODELS, TASK_UTILS

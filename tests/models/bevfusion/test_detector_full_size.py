@@ -1,4 +1,4 @@
-"""The full-size lidar-cam model (SPEC §4.1 sizes) runs inference on CPU on one small sample."""
+"""The full-size lidar-cam model (the BEVFusion sizes of arXiv 2412.03059) runs inference on CPU on one sample."""
 import os
 
 import pytest

@@ -1,4 +1,4 @@
-"""Masking ratios of both modalities (SPEC 4.2)."""
+"""Masking ratios of both modalities (arXiv 2412.03059, masked reconstruction; block / patch scheme of UniPAD)."""
 import torch
 
 from clap_plugin.models.pretrain.masking import lidar_block_ids, mask_image_patches, mask_lidar_blocks
