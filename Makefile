@@ -3,7 +3,7 @@ PY ?= .venv/bin/python
 PYTEST_ARGS ?=
 DEMO_DIR ?= work_dirs/demo
 
-.PHONY: install test demo data clean-demo
+.PHONY: install lint test demo data clean-demo
 
 install:
 	bash tools/install.sh
@@ -12,7 +12,13 @@ install:
 # oversubscribed OpenMP threads slow torch down by an order of magnitude
 TEST_THREADS ?= 1
 
-test: install
+# ruff (pinned in requirements/constraints.txt) with the settings of pyproject.toml: E, F, W and isort
+RUFF ?= $(dir $(PY))ruff
+
+lint: install
+	$(RUFF) check .
+
+test: install lint
 	OMP_NUM_THREADS=$(TEST_THREADS) $(PY) -m pytest tests $(PYTEST_ARGS)
 
 demo: install

@@ -23,7 +23,7 @@ temporary name and renamed; the tool prints the tensors taken from each input.
 import argparse
 import os.path as osp
 import sys
-from typing import List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 from clap_plugin.utils.state_dicts import (CheckpointError, combine, count_by_module, load_state_dict,  # noqa

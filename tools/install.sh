@@ -113,7 +113,9 @@ if [ -n "$stale" ]; then
 fi
 # (spconv-cuXYZ carries the version of the CPU pin; constraints.txt still pins its numpy)
 "${PIP[@]}" "${CACHE[@]}" "$CLAP_PLAN_SPCONV"
-"${PIP[@]}" --no-deps -e .
+# setup.py develop, as before pyproject.toml (tool settings only) existed: the repository root goes on sys.path, so
+# the `projects` namespace package and an upstream checkout's projects/ resolve as tests/projects/test_namespace.py expects
+"${PIP[@]}" --no-deps --no-use-pep517 -e .
 "$PY" tools/install_plan.py check --device "$CLAP_PLAN_DEVICE"
 "$PY" -c "import torch, mmcv.ops, mmdet, mmdet3d, spconv.pytorch, nuscenes, clap_plugin; print('[install] ok: torch', torch.__version__, 'mmcv', mmcv.__version__, 'mmdet3d', mmdet3d.__version__, 'device $CLAP_PLAN_DEVICE')"
 hash_inputs > "$STAMP"

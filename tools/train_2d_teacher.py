@@ -174,9 +174,9 @@ def evaluate(model: nn.Module, imgs, labels, mean, std, num_classes: int) -> Tup
 
 def build_model(config: str, num_classes: int, head_channels: int) -> Tuple[nn.Module, dict, np.ndarray,
                                                                             np.ndarray, Tuple[int, int]]:
-    from mmengine.config import Config
     from mmdet3d.registry import MODELS
     from mmdet3d.utils import register_all_modules
+    from mmengine.config import Config
     register_all_modules(init_default_scope=True)
     import clap_plugin  # noqa: F401
     if not osp.isfile(config):

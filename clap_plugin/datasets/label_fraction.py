@@ -11,9 +11,8 @@ import copy
 from typing import Any, List, Union
 
 import numpy as np
-from mmengine.dataset import BaseDataset, force_full_init
-
 from mmdet3d.registry import DATASETS
+from mmengine.dataset import BaseDataset, force_full_init
 
 
 def label_fraction_indices(num_samples: int, fraction: float, seed: int) -> List[int]:

@@ -16,7 +16,7 @@ pipeline must not augment the geometry (:func:`probe_pipeline`).
 """
 import copy
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 import torch

@@ -7,7 +7,7 @@ import os
 import shutil
 import time
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Tuple
 
 import cv2
 import numpy as np
@@ -16,8 +16,20 @@ import torch
 from .nuscenes_tables import NuScenesTables, TokenFactory, quaternion_list, vector_list, visibility_token
 from .render import CameraFrame, ego_to_global, render_camera, render_lidar
 from .rig import CAMERA_NAMES, LIDAR_NAME, LidarPattern, build_rig, camera_pixel_rays, yaw_quaternion
-from .scene import (MAT_BARRIER, MAT_BUILDING, MAT_CONE, MAT_CYCLE, MAT_GROUND, MAT_PERSON, MAT_POLE, MAT_VEHICLE,
-                    Scene, SceneConfig, SceneObject, build_scene)
+from .scene import (
+    MAT_BARRIER,
+    MAT_BUILDING,
+    MAT_CONE,
+    MAT_CYCLE,
+    MAT_GROUND,
+    MAT_PERSON,
+    MAT_POLE,
+    MAT_VEHICLE,
+    Scene,
+    SceneConfig,
+    SceneObject,
+    build_scene,
+)
 
 # Official split scene names (nuscenes-devkit's ``create_splits_scenes``), val scenes interleaved so that a
 # small set gets both training and validation scenes.

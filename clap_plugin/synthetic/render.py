@@ -4,15 +4,27 @@ Both sensors see the same primitives at their own capture time, so a pixel and a
 same spot agree on the surface (same object, same depth).
 """
 from dataclasses import dataclass
-from typing import Dict, Tuple
+from typing import Tuple
 
 import numpy as np
 import torch
 
 from .raycast import GROUND_ID, MISS_ID, cast_rays, object_corners, ray_ground_distance, ray_object_distance
 from .rig import LidarPattern, SensorCalibration, camera_pixel_rays, pose_matrix, yaw_quaternion
-from .scene import (LANE_WIDTH, MAT_BARRIER, MAT_BUILDING, MAT_CONE, MAT_CYCLE, MAT_GROUND, MAT_PERSON, MAT_POLE,
-                    MAT_VEHICLE, ROAD_HALF_WIDTH, SIDEWALK_OUTER, Scene)
+from .scene import (
+    LANE_WIDTH,
+    MAT_BARRIER,
+    MAT_BUILDING,
+    MAT_CONE,
+    MAT_CYCLE,
+    MAT_GROUND,
+    MAT_PERSON,
+    MAT_POLE,
+    MAT_VEHICLE,
+    ROAD_HALF_WIDTH,
+    SIDEWALK_OUTER,
+    Scene,
+)
 
 _SUN = np.array([0.4, 0.3, 0.85]) / np.linalg.norm([0.4, 0.3, 0.85])
 _REFLECTIVITY = {MAT_GROUND: 0.12, MAT_BUILDING: 0.25, MAT_VEHICLE: 0.5, MAT_PERSON: 0.2, MAT_CONE: 0.75,

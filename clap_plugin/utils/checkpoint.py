@@ -27,10 +27,11 @@ def _numpy_globals() -> List[object]:
 
 def mmengine_checkpoint_globals() -> List[object]:
     """Classes and functions found in mmengine checkpoints besides tensors."""
+    import builtins
+    import collections
+
     from mmengine.config import ConfigDict
     from mmengine.logging import HistoryBuffer
-    import collections
-    import builtins
     # HistoryBuffer pickles its statistics methods by reference, through getattr(HistoryBuffer, name)
     return [HistoryBuffer, ConfigDict, collections.OrderedDict, collections.defaultdict, builtins.getattr,
             builtins.set, builtins.frozenset, builtins.slice, *_numpy_globals()]

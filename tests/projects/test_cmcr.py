@@ -9,8 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from projects.CMCR.cmcr import UnifiedCodebook, decorrelation_loss, masked_patch_loss, occupancy_queries
-
-from _baseline_helpers import ROOT, export_and_check_finetune_keys, run_tiny, write_teacher
+from tests.helpers.baselines import ROOT, export_and_check_finetune_keys, run_tiny, write_teacher
 
 
 def test_codebook_assigns_each_feature_to_its_nearest_code():
@@ -76,9 +75,7 @@ def _codebook_ranks(rank, world, out_dir):
 
 
 def test_codebook_is_identical_on_two_gloo_ranks_after_updates(tmp_path):
-    import sys
-    sys.path.insert(0, osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'components'))
-    from component_gloo import run_gloo
+    from tests.helpers.gloo import run_gloo
     run_gloo(_codebook_ranks, 2, str(tmp_path))
     a, b = (torch.load(str(tmp_path / f'rank{r}.pth')) for r in (0, 1))
     for k in a:
@@ -149,8 +146,8 @@ def teacher_ckpt(tmp_path_factory):
 
 
 def test_cmcr_refuses_to_build_without_a_teacher():
-    from mmengine.config import Config
     from mmdet3d.registry import MODELS
+    from mmengine.config import Config
 
     from clap_plugin.models.contrastive import TeacherError
     cfg = Config.fromfile(osp.join(ROOT, TINY))

@@ -11,8 +11,7 @@ import torch.nn.functional as F
 from clap_plugin.models.contrastive import (UpsamplingProjection, bev_cell_index, info_nce, one_per_group,
                                             point_pixel_pairs, sample_bev_at_points, sample_pixel_features)
 from clap_plugin.models.geometry import pixel_projection
-
-from _baseline_helpers import ROOT, export_and_check_finetune_keys, run_tiny, write_teacher
+from tests.helpers.baselines import ROOT, export_and_check_finetune_keys, run_tiny, write_teacher
 
 
 def _naive_info_nce(q, k, tau):
@@ -143,8 +142,8 @@ def test_one_pair_per_cell_and_camera():
 
 
 def test_ppkt_refuses_to_build_without_a_teacher(tmp_path, teacher_ckpt):
-    from mmengine.config import Config
     from mmdet3d.registry import MODELS
+    from mmengine.config import Config
 
     from clap_plugin.models.contrastive import TeacherError
     cfg = Config.fromfile(osp.join(ROOT, TINY))

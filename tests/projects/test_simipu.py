@@ -9,8 +9,7 @@ import pytest
 import torch
 
 from projects.SimIPU.simipu import match_keypoints, random_view_transform, transform_points
-
-from _baseline_helpers import export_and_check_finetune_keys, run_tiny
+from tests.helpers.baselines import export_and_check_finetune_keys, run_tiny
 
 
 def test_matching_recovers_known_permutation_after_known_augmentation():

@@ -24,6 +24,7 @@ def test_iou_from_confusion_matches_a_hand_count():
 
 def test_semantic_maps_follow_the_object_ids(synthetic_nus):
     import glob
+
     from clap_plugin.synthetic.generator import SEMANTIC_CLASSES
     files = [f for f in sorted(glob.glob(osp.join(synthetic_nus, 'synthetic_gt', '*.npz')))
              if 'semantic' in np.load(f).files][:6]
@@ -40,8 +41,8 @@ def test_semantic_maps_follow_the_object_ids(synthetic_nus):
 
 def test_teacher_checkpoint_loads_as_backbone_init_and_as_ppkt_teacher(synthetic_nus, tmp_path, capsys):
     import train_2d_teacher
-    from mmengine.config import Config
     from mmdet3d.registry import MODELS
+    from mmengine.config import Config
     out = str(tmp_path / 'teacher.pth')
     meta = train_2d_teacher.main(['--data-root', synthetic_nus, '--out', out, '--val-scenes', '1', '--iters', '2',
                                   '--batch-size', '1', '--log-interval', '1'])

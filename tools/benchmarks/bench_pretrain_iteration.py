@@ -25,11 +25,11 @@ ROOT = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))
 def run_variant(args) -> dict:
     import numpy as np
     import torch
+    from mmdet3d.registry import DATASETS, MODELS
+    from mmdet3d.utils import register_all_modules
     from mmengine.config import Config
     from mmengine.dataset import pseudo_collate
     from mmengine.logging import MessageHub
-    from mmdet3d.registry import DATASETS, MODELS
-    from mmdet3d.utils import register_all_modules
     register_all_modules()
     import clap_plugin  # noqa: F401
 
@@ -102,7 +102,8 @@ def main() -> int:
     results = {}
     for variant in ('clap_curvature', 'joint_all', 'unipad_lidar', 'unipad_camera'):
         cmd = [sys.executable, __file__, '--config', args.config, '--data-root', args.data_root, '--joint-pixels',
-               str(args.joint_pixels), '--joint-lidar-rays', str(args.joint_lidar_rays), '--iters', str(args.iters), '--variant', variant]
+               str(args.joint_pixels), '--joint-lidar-rays', str(args.joint_lidar_rays), '--iters', str(args.iters),
+               '--variant', variant]
         proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=dict(os.environ))
         if proc.returncode != 0:
             print(f'{variant} failed:\n{proc.stderr[-3000:]}', file=sys.stderr)

@@ -28,6 +28,7 @@ def child(scale: float, iters: int) -> dict:
     from mmdet3d.utils import register_all_modules
     register_all_modules()
     from mmdet3d.registry import MODELS
+
     import clap_plugin  # noqa: F401
     torch.manual_seed(0)
     pcr = [-54.0, -54.0, -5.0, 54.0, 54.0, 3.0]

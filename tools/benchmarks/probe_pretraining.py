@@ -44,12 +44,12 @@ def main(argv=None) -> int:
     sys.path.insert(0, ROOT)
     import numpy as np
     import torch
+    from mmdet3d.registry import DATASETS, MODELS
+    from mmdet3d.utils import register_all_modules
     from mmengine.config import Config
     from mmengine.dataset import pseudo_collate
     from mmengine.fileio import load
     from mmengine.runner import load_checkpoint
-    from mmdet3d.registry import DATASETS, MODELS
-    from mmdet3d.utils import register_all_modules
     register_all_modules()
     import clap_plugin  # noqa: F401
     from clap_plugin.evaluation import pretrain_probe as pp

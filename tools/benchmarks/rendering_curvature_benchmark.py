@@ -25,10 +25,10 @@ from typing import Optional
 
 import torch
 import torch.nn.functional as F
+from mmdet3d.registry import MODELS
 
 import clap_plugin  # noqa: F401
 from clap_plugin.models.sampling import CurvatureSampler
-from mmdet3d.registry import MODELS
 
 
 def _status_kib(key: str) -> int:

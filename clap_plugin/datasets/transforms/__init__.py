@@ -1,6 +1,6 @@
 """BEVFusion-style data transforms: multi-view loading, image / global augmentation, GridMask, GT sampling."""
-from .db_sampler import CLAPDataBaseSampler
 from .bev_flip import CLAPBEVFlip3D
+from .db_sampler import CLAPDataBaseSampler
 from .global_aug import CLAPGlobalRotScaleTrans
 from .grid_mask import CLAPGridMask, grid_mask
 from .image_aug import CLAPImageAug3D, image_aug_affine, warp_image

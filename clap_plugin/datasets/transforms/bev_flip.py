@@ -1,8 +1,8 @@
 """Random BEV flips of the LiDAR scene, recorded in ``lidar_aug_matrix`` (BEVFusion's RandomFlip3D)."""
 import numpy as np
 from mmcv.transforms import BaseTransform
-
 from mmdet3d.registry import TRANSFORMS
+
 from .global_aug import compose_lidar_aug
 
 

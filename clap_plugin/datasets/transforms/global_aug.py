@@ -10,7 +10,6 @@ from typing import Sequence, Union
 import numpy as np
 import torch
 from mmcv.transforms import BaseTransform
-
 from mmdet3d.registry import TRANSFORMS
 from mmdet3d.structures import rotation_3d_in_axis
 

@@ -14,7 +14,6 @@ from typing import Dict, Sequence, Tuple
 import cv2
 import numpy as np
 from mmcv.transforms import BaseTransform
-
 from mmdet3d.registry import TRANSFORMS
 
 

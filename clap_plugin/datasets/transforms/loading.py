@@ -10,9 +10,8 @@ from typing import Optional, Sequence
 import mmcv
 import numpy as np
 from mmcv.transforms import BaseTransform
-from mmengine.fileio import get
-
 from mmdet3d.registry import TRANSFORMS
+from mmengine.fileio import get
 
 
 def _as_4x4(mat) -> np.ndarray:

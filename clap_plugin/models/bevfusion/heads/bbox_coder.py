@@ -8,9 +8,8 @@ from typing import Dict, List, Optional, Sequence
 
 import torch
 from mmdet.models.task_modules import BaseBBoxCoder
-from torch import Tensor
-
 from mmdet3d.registry import TASK_UTILS
+from torch import Tensor
 
 
 @TASK_UTILS.register_module()

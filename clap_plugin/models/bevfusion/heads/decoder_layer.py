@@ -10,10 +10,9 @@ from typing import Optional
 
 from mmcv.cnn import build_norm_layer
 from mmcv.cnn.bricks.transformer import FFN, MultiheadAttention
+from mmdet3d.registry import MODELS
 from mmengine.model import BaseModule
 from torch import Tensor, nn
-
-from mmdet3d.registry import MODELS
 
 
 class CLAPLearnedPositionEncoding(nn.Module):

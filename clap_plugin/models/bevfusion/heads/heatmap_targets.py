@@ -2,9 +2,8 @@
 from typing import Mapping
 
 import torch
-from torch import Tensor
-
 from mmdet3d.models.utils import draw_heatmap_gaussian, gaussian_radius  # radius needs tensors
+from torch import Tensor
 
 
 def gaussian_heatmap_targets(gt_bboxes: Tensor, gt_labels: Tensor, num_classes: int,

@@ -3,11 +3,10 @@ from typing import Mapping
 
 import torch
 from mmdet.models.task_modules import AssignResult, BaseAssigner
+from mmdet3d.registry import TASK_UTILS
 from mmengine.structures import InstanceData
 from scipy.optimize import linear_sum_assignment
 from torch import Tensor
-
-from mmdet3d.registry import TASK_UTILS
 
 
 @TASK_UTILS.register_module()

@@ -6,9 +6,8 @@ the 3D IoU multiplies it by the overlap of the z intervals.
 """
 import torch
 from mmcv.ops import box_iou_rotated
-from torch import Tensor
-
 from mmdet3d.registry import TASK_UTILS
+from torch import Tensor
 
 
 def lidar_bbox_overlaps_3d(bboxes1: Tensor, bboxes2: Tensor) -> Tensor:

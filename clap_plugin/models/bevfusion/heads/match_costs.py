@@ -2,9 +2,8 @@
 from typing import Mapping
 
 import torch
-from torch import Tensor
-
 from mmdet3d.registry import TASK_UTILS
+from torch import Tensor
 
 
 @TASK_UTILS.register_module()

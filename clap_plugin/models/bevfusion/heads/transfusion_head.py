@@ -2,7 +2,7 @@
 
 Input: one fused BEV map ``(B, in_channels, X, Y)`` in BEVFusion's layout (first spatial axis = x).
 Parameter names and shapes equal mmdet3d ``projects/BEVFusion`` ``TransFusionHead`` so checkpoints load
-either way (see ``tests/bevfusion/transfusion_head_state_dict_manifest.json``).
+either way (see ``tests/models/bevfusion/transfusion_head_state_dict_manifest.json``).
 """
 import copy
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
@@ -11,13 +11,13 @@ import torch
 import torch.nn.functional as F
 from mmcv.cnn import ConvModule
 from mmdet.models.task_modules import AssignResult
+from mmdet3d.models.dense_heads.centerpoint_head import SeparateHead
+from mmdet3d.registry import MODELS, TASK_UTILS
+from mmdet3d.structures import LiDARInstance3DBoxes
 from mmengine.model import BaseModule
 from mmengine.structures import InstanceData
 from torch import Tensor, nn
 
-from mmdet3d.models.dense_heads.centerpoint_head import SeparateHead
-from mmdet3d.registry import MODELS, TASK_UTILS
-from mmdet3d.structures import LiDARInstance3DBoxes
 from .circle_nms import circle_nms_keep
 from .heatmap_targets import gaussian_heatmap_targets
 from .query_init import bev_cell_centers, keep_local_maxima, top_proposals
