@@ -38,12 +38,11 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     args = parse_args(argv)
     import torch
+    from mmdet3d.registry import DATASETS, MODELS
+    from mmdet3d.utils import register_all_modules
     from mmengine.config import Config
     from mmengine.dataset import pseudo_collate
     from mmengine.optim import build_optim_wrapper
-
-    from mmdet3d.registry import DATASETS, MODELS
-    from mmdet3d.utils import register_all_modules
     register_all_modules(init_default_scope=True)
     import clap_plugin  # noqa: F401
     from clap_plugin.benchmarks.label_efficiency.frozen_probe import CachedSample, train_head

@@ -26,8 +26,7 @@ import time
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 from clap_plugin.benchmarks.label_efficiency import jobs as runners  # noqa: E402
 from clap_plugin.benchmarks.label_efficiency.arms import ARMS, FINETUNE_CONFIG  # noqa: E402
-from clap_plugin.benchmarks.label_efficiency.plan import (Job, RunPaths, build_plan, by_id, fraction_tag,  # noqa
-                                                          probe_id)
+from clap_plugin.benchmarks.label_efficiency.plan import Job, RunPaths, build_plan, by_id, fraction_tag, probe_id  # noqa
 from clap_plugin.benchmarks.label_efficiency.report import load_records, plot, render_markdown  # noqa: E402
 from clap_plugin.benchmarks.label_efficiency.scheduler import run_jobs  # noqa: E402
 from clap_plugin.benchmarks.label_efficiency.setting import PRESETS, Setting  # noqa: E402

@@ -11,13 +11,12 @@ from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Sequence
 
 import torch
+from mmdet3d.registry import DATASETS, METRICS, MODELS
 from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
 from mmengine.evaluator import Evaluator
 from mmengine.runner.checkpoint import _load_checkpoint
 from torch import Tensor
-
-from mmdet3d.registry import DATASETS, METRICS, MODELS
 
 ANNOTATION_STEPS = ('ObjectRangeFilter', 'ObjectNameFilter')
 

@@ -5,7 +5,7 @@ Layout of ``OUT``: ``setting.json``; ``data/nuscenes`` (the synthetic set) and `
 ``records/<job>.json`` (one record per finished job, written atomically: a job with a record is done).
 """
 import os.path as osp
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
 
 from .arms import ARMS

@@ -12,11 +12,10 @@ import copy
 from typing import Dict, List, Optional
 
 import torch
+from mmdet3d.registry import DATASETS, MODELS
 from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
 from mmengine.runner.checkpoint import _load_checkpoint, load_state_dict
-
-from mmdet3d.registry import DATASETS, MODELS
 
 
 def range_errors(pred: torch.Tensor, target: torch.Tensor) -> Dict[str, float]:
@@ -30,8 +29,13 @@ def range_errors(pred: torch.Tensor, target: torch.Tensor) -> Dict[str, float]:
 @torch.no_grad()
 def sample_figures(model, data: dict, max_rays: int = 2048, seed: int = 0) -> Dict[str, float]:
     """Rendering errors of one collated, preprocessed sample (see the module docstring)."""
-    from clap_plugin.models.pretrain.ray_builder import (camera_rays, gather_pixels, lidar_rays, pixel_projection,
-                                                         sparse_depth)
+    from clap_plugin.models.pretrain.ray_builder import (
+        camera_rays,
+        gather_pixels,
+        lidar_rays,
+        pixel_projection,
+        sparse_depth,
+    )
     gen = torch.Generator().manual_seed(seed)
     inputs, samples = data['inputs'], data['data_samples']
     metas = [s.metainfo for s in samples]

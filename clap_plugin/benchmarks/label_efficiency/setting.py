@@ -1,7 +1,7 @@
 """The sizes of one label-efficiency run, with the presets ``default``, ``smoke`` and ``large``."""
 import dataclasses
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Dict, List, Tuple
 
 from .arms import ARMS
