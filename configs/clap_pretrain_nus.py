@@ -1,4 +1,5 @@
-# CLAP pre-training on nuScenes (paper settings, arXiv 2412.03059): BEVFusion lidar-cam encoders (Swin-T, 0.075 m voxels),
+# CLAP pre-training on nuScenes (paper settings, arXiv 2412.03059): BEVFusion lidar-cam encoders (Swin-T,
+# 0.075 m voxels),
 # mask rate 0.9 on both modalities, NeuS rendering of 8192 LiDAR + 6 x 1024 camera rays with 72 + 24 samples,
 # curvature sampling after a 4-epoch uniform warm-up, 512 prototypes of 128 with swapped assignment (tau 1.0,
 # 3 Sinkhorn iterations, eps 0.05), EM hook and Gram regulariser; lr 5e-5 cosine, AdamW wd 0.01.

@@ -37,8 +37,12 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import torch
 
 from clap_plugin.utils import state_dicts
-from clap_plugin.utils.trained_modules import (ENCODER_PREFIXES, TrainedModulesError, parse_module_list,
-                                               trained_modules_from_meta)
+from clap_plugin.utils.trained_modules import (
+    ENCODER_PREFIXES,
+    TrainedModulesError,
+    parse_module_list,
+    trained_modules_from_meta,
+)
 
 
 def load_state_dict(path: str) -> Tuple[Dict[str, torch.Tensor], dict]:
@@ -68,10 +72,10 @@ def summarize(state: Dict[str, torch.Tensor], prefixes: Sequence[str] = ENCODER_
 def recomputed_state(src: str, config: str, data_root: Optional[str], num_batches: int) -> 'OrderedDict':
     """The state dict of ``src`` with every BN layer's statistics re-estimated on unmasked inputs."""
     import numpy as np
-    from mmengine.config import Config
-    from mmengine.dataset import pseudo_collate
     from mmdet3d.registry import DATASETS, MODELS
     from mmdet3d.utils import register_all_modules
+    from mmengine.config import Config
+    from mmengine.dataset import pseudo_collate
     register_all_modules()
     import clap_plugin  # noqa: F401
     from clap_plugin.utils.bn_statistics import recompute_bn_statistics

@@ -8,8 +8,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from clap_plugin.models.contrastive import (UpsamplingProjection, bev_cell_index, info_nce, one_per_group,
-                                            point_pixel_pairs, sample_bev_at_points, sample_pixel_features)
+from clap_plugin.models.contrastive import (
+    UpsamplingProjection,
+    bev_cell_index,
+    info_nce,
+    one_per_group,
+    point_pixel_pairs,
+    sample_bev_at_points,
+    sample_pixel_features,
+)
 from clap_plugin.models.geometry import pixel_projection
 from tests.helpers.baselines import ROOT, export_and_check_finetune_keys, run_tiny, write_teacher
 

@@ -139,6 +139,7 @@ def test_gt_database_matches_the_annotations(converted):
 
 def _tiny_train_dataset(root):
     from mmdet3d.registry import DATASETS
+
     from clap_plugin.apis import load_config, merge_cfg_options
     cfg = merge_cfg_options(load_config(LIDAR_TINY), dict(data_root=root + '/'))
     return DATASETS.build(copy.deepcopy(cfg.train_dataloader.dataset)), cfg

@@ -13,6 +13,7 @@ ENCODERS = ('img_backbone', 'img_neck', 'view_transform', 'pts_voxel_encoder', '
 
 def _tiny_model():
     from mmdet3d.registry import MODELS
+
     from clap_plugin.apis import load_config
     cfg = load_config(TINY)
     model = MODELS.build(cfg.model)
@@ -80,8 +81,9 @@ def test_export_keeps_exactly_the_encoder_keys(pretrain_ckpt, tmp_path, capsys):
 
 
 def test_exported_checkpoint_loads_into_a_fresh_model(pretrain_ckpt, tmp_path, capsys):
-    from clap_plugin.apis import export_pretrained
     from mmengine.runner import load_checkpoint
+
+    from clap_plugin.apis import export_pretrained
     src, state = pretrain_ckpt
     out = str(tmp_path / 'encoder.pth')
     export_pretrained.main([src, out])

@@ -194,8 +194,9 @@ def test_load_from_through_train_py_reports_every_tensor(two_stage, synthetic_nu
 
 
 def test_img_backbone_init_cfg_checkpoint_from_the_command_line(halves, tmp_path):
-    from clap_plugin.apis import train
     from mmdet3d.registry import MODELS
+
+    from clap_plugin.apis import train
     cfg0, _, camera, _, camera_state = halves
     assert cfg0.model.img_backbone.init_cfg == dict(type='Pretrained', checkpoint=None)  # inert by default
     model = _build(cfg0.model, 5)  # no file, no download: the random init

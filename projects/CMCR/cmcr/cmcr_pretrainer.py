@@ -30,13 +30,19 @@ from mmengine.logging import print_log
 from torch import Tensor, nn
 
 from clap_plugin.models.bevfusion.detector import CLAPBEVFusion
-from clap_plugin.models.contrastive import (PairwisePretrainerMixin, build_frozen_teacher, contrastive_accuracy,
-                                            info_nce, keyframe_points, sample_pixel_features, subsample,
-                                            teacher_summary)
+from clap_plugin.models.contrastive import (
+    PairwisePretrainerMixin,
+    build_frozen_teacher,
+    contrastive_accuracy,
+    info_nce,
+    keyframe_points,
+    sample_pixel_features,
+    subsample,
+    teacher_summary,
+)
 from clap_plugin.models.pretrain.masking import mask_image_patches
 
-from .losses import (code_matching_loss, cross_commitment_loss, decorrelation_loss, masked_patch_loss,
-                     occupancy_queries)
+from .losses import code_matching_loss, cross_commitment_loss, decorrelation_loss, masked_patch_loss, occupancy_queries
 
 
 @MODELS.register_module()

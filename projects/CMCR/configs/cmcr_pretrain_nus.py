@@ -1,4 +1,5 @@
-# CMCR pre-training on nuScenes (a baseline of CLAP, arXiv 2412.03059) with CLAP's encoders, data and schedule: BEVFusion lidar-cam (Swin-T,
+# CMCR pre-training on nuScenes (a baseline of CLAP, arXiv 2412.03059) with CLAP's encoders, data and
+# schedule: BEVFusion lidar-cam (Swin-T,
 # 0.075 m voxels). A frozen pre-trained 2D teacher (required: model.teacher_checkpoint, a local file); point-to-pixel
 # InfoNCE (4096 pairs off the masked patches, tau 0.07) on modality-shared features, masked image modelling (half
 # of the 32 x 32 patches) and occupancy estimation (4096 queries within 0.5 m of the surfaces) on modality-specific

@@ -1,4 +1,5 @@
-# PPKT pre-training on nuScenes (a baseline of CLAP, arXiv 2412.03059) with CLAP's encoders, data and schedule: BEVFusion lidar-cam (Swin-T,
+# PPKT pre-training on nuScenes (a baseline of CLAP, arXiv 2412.03059) with CLAP's encoders, data and
+# schedule: BEVFusion lidar-cam (Swin-T,
 # 0.075 m voxels), a frozen pre-trained 2D teacher of the image backbone's architecture (a required local
 # checkpoint: model.teacher_checkpoint, e.g. ImageNet/nuImages Swin-T weights on disk or tools/train_2d_teacher.py
 # output), upsampling projection of its stride-8 level (192 ch) to D = 64, point-to-pixel InfoNCE over 4096

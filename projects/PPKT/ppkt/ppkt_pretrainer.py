@@ -12,14 +12,22 @@ from typing import List, Optional
 
 import torch
 from mmdet3d.registry import MODELS
-from mmengine.logging import print_log
 from mmdet3d.structures import Det3DDataSample
+from mmengine.logging import print_log
 from torch import Tensor, nn
 
 from clap_plugin.models.bevfusion.detector import CLAPBEVFusion
-from clap_plugin.models.contrastive import (PairwisePretrainerMixin, UpsamplingProjection, bev_cell_index,
-                                            build_frozen_teacher, contrastive_accuracy, info_nce, one_per_group,
-                                            subsample, teacher_summary)
+from clap_plugin.models.contrastive import (
+    PairwisePretrainerMixin,
+    UpsamplingProjection,
+    bev_cell_index,
+    build_frozen_teacher,
+    contrastive_accuracy,
+    info_nce,
+    one_per_group,
+    subsample,
+    teacher_summary,
+)
 
 
 @MODELS.register_module()

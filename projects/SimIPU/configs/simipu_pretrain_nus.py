@@ -1,4 +1,5 @@
-# SimIPU pre-training on nuScenes (a baseline of CLAP, arXiv 2412.03059) with CLAP's encoders, data and schedule: BEVFusion lidar-cam (Swin-T,
+# SimIPU pre-training on nuScenes (a baseline of CLAP, arXiv 2412.03059) with CLAP's encoders, data and
+# schedule: BEVFusion lidar-cam (Swin-T,
 # 0.075 m voxels). Intra-modal InfoNCE between two independent sets of 1024 farthest-point-sampled keypoints of
 # two LiDAR views (the second made in the model by a random rotation +-90 deg / scale 0.75-1.25 / flip, 10 % point
 # dropout and 1 cm jitter) matched by the Hungarian algorithm after undoing the transform, and inter-modal InfoNCE

@@ -22,8 +22,14 @@ from mmdet3d.structures import Det3DDataSample
 from torch import Tensor, nn
 
 from clap_plugin.models.bevfusion.detector import CLAPBEVFusion
-from clap_plugin.models.contrastive import (PairwisePretrainerMixin, contrastive_accuracy, info_nce, keyframe_points,
-                                            sample_pixel_features, subsample)
+from clap_plugin.models.contrastive import (
+    PairwisePretrainerMixin,
+    contrastive_accuracy,
+    info_nce,
+    keyframe_points,
+    sample_pixel_features,
+    subsample,
+)
 
 from .matching import farthest_point_sampling, match_keypoints, random_view_transform, transform_points
 
