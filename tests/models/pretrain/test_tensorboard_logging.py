@@ -5,10 +5,12 @@ import os.path as osp
 import pytest
 from mmengine.config import Config
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+from tests.helpers.paths import REPO
+
 PRETRAIN = sorted(glob.glob(osp.join(REPO, 'configs', '*pretrain*.py')) +
                   glob.glob(osp.join(REPO, 'configs', 'ablations', '*.py')) +
                   glob.glob(osp.join(REPO, 'projects', '*', 'configs', '*.py')))
+assert PRETRAIN, f'no pre-training config found under {REPO}'
 
 
 @pytest.mark.parametrize('path', PRETRAIN, ids=[osp.relpath(p, REPO) for p in PRETRAIN])
