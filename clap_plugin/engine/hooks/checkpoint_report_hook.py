@@ -10,10 +10,10 @@ the names, at WARNING level. ``tools/train.py`` and ``tools/test.py`` add it whe
 import logging
 from typing import Optional, Sequence
 
+from mmdet3d.registry import HOOKS
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
-from mmdet3d.registry import HOOKS
 
 from ...utils.state_dicts import CheckpointError, LoadReport, compare_loaded, load_state_dict
 

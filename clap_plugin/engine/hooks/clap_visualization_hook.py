@@ -5,7 +5,6 @@ from typing import Dict, Optional
 
 import cv2
 import numpy as np
-import torch
 import torch.nn.functional as F
 from mmdet3d.registry import HOOKS
 from mmengine.dist import is_main_process

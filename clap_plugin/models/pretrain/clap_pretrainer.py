@@ -20,8 +20,8 @@ from torch import Tensor
 
 from ..bevfusion.detector import CLAPBEVFusion
 from ..geometry.keyframe import keyframe_points
-from .masking import mask_image_patches, mask_lidar_blocks
 from ..rendering.neus_volume_renderer import ray_box_exit_axis
+from .masking import mask_image_patches, mask_lidar_blocks
 from .ray_builder import camera_rays, gather_pixels, lidar_rays, pixel_projection, sparse_depth
 
 
@@ -158,7 +158,8 @@ class CLAPPretrainer(CLAPBEVFusion):
 
     # ------------------------------------------------------------------ rays
     def build_rays(self, points: Tensor, imgs_raw: Optional[Tensor], cams: Optional[Dict[str, Tensor]], b: int,
-                   volume: Tensor, ori_hw: Optional[Sequence[int]] = None) -> Tuple[Dict[str, Tensor], Dict[str, Tensor]]:
+                   volume: Tensor,
+                   ori_hw: Optional[Sequence[int]] = None) -> Tuple[Dict[str, Tensor], Dict[str, Tensor]]:
         """Rays of sample ``b``: the drawn LiDAR rays followed by the drawn camera rays.
 
         ``ori_hw`` is the (H, W) of the original images (for the valid-pixel mask of the RGB targets); without

@@ -1,4 +1,5 @@
-"""Masking of both modalities for pre-training (CLAP, arXiv 2412.03059; per-modality scheme as in UniPAD): LiDAR BEV blocks and image patches."""
+"""Masking of both modalities for pre-training (CLAP, arXiv 2412.03059; per-modality scheme as in UniPAD):
+LiDAR BEV blocks and image patches."""
 from typing import Optional, Sequence, Tuple
 
 import torch

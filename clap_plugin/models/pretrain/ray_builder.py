@@ -9,8 +9,12 @@ from typing import Dict
 import torch
 from torch import Tensor
 
-from clap_plugin.models.geometry.projection import (depth_homogeneous_aug, flat_pixel_index,  # noqa: F401
-                                                     pixel_projection, project_points)
+from clap_plugin.models.geometry.projection import (  # noqa: F401
+    depth_homogeneous_aug,
+    flat_pixel_index,
+    pixel_projection,
+    project_points,
+)
 
 
 def lidar_rays(points: Tensor, origin: Tensor) -> Dict[str, Tensor]:

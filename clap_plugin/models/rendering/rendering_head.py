@@ -11,9 +11,9 @@ of rays (only the per-ray outputs are kept for all rays). The along-ray samples 
 the checkpointed region, so that they are not recomputed. Rays without a colour target (LiDAR rays, invalid
 pixels) are rendered geometry-only: no colour MLP, no SDF-gradient graph and so no double backward.
 """
+import math
 from typing import Dict, List, Optional, Sequence, Union
 
-import math
 import torch
 from mmdet3d.registry import MODELS
 from mmengine.model import BaseModule
