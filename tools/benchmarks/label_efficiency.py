@@ -214,6 +214,9 @@ def write_report(paths: RunPaths, setting: Setting, command: str, md_path=None) 
             runs = json.load(f)
         wall = dict(minutes=sum(r['seconds'] for r in runs) / 60, invocations=len(runs),
                     workers=max(r['workers'] for r in runs))
+        made_by = list(dict.fromkeys(r['command'] for r in runs if r.get('command') and r.get('jobs_run')))
+        if made_by:  # the runs that produced records, then the command that wrote this report
+            command = '\n'.join(made_by + ([command] if command not in made_by else []))
     from clap_plugin.benchmarks.label_efficiency.report import collect
     cells = dict(probe=collect(records, 'probe'), finetune=collect(records, 'finetune'))
     png = osp.join(paths.out, 'label_efficiency.png')
@@ -258,7 +261,7 @@ def main(argv=None) -> int:
         inv = osp.join(paths.out, 'invocations.json')
         runs = json.load(open(inv)) if osp.isfile(inv) else []
         runs.append(dict(started=t0, seconds=time.time() - t0, workers=args.workers, jobs_run=len(finished),
-                         failed=sorted(failed)))
+                         failed=sorted(failed), command=command))
         write_json_atomic(inv, runs)
         print(f'\n{len(finished)} jobs run in {(time.time() - t0) / 60:.1f} min; {len(failed)} failed or blocked')
         for jid, why in sorted(failed.items()):
