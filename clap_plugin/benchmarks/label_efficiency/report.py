@@ -89,6 +89,7 @@ def plot(cells_by_measure: Dict[str, Dict], arms: Dict[str, Sequence[str]], frac
          path: str) -> None:
     """mAP against label fraction with +- std error bars, one panel per measure; written atomically."""
     import matplotlib
+    import matplotlib.ticker
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
     measures = [m for m in ('probe', 'finetune') if cells_by_measure.get(m)]
@@ -109,6 +110,7 @@ def plot(cells_by_measure: Dict[str, Dict], arms: Dict[str, Sequence[str]], frac
                 ax.errorbar([x * (1 + 0.015 * (i - len(arms[m]) / 2)) for x in xs], ys, yerr=es, marker='o',
                             capsize=3, label=ARMS[arm].label, lw=2.2 if arm == 'clap' else 1.2)
         ax.set_xscale('log')
+        ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
         ax.set_xticks([100 * f for f in fractions])
         ax.set_xticklabels([f'{100 * f:g}%' for f in fractions])
         ax.set_xlabel('labelled share of the train samples')
