@@ -66,8 +66,8 @@ def test_unipad_camera_half_casts_rays_through_projected_points(tiny_batch):
     cams = model.camera_matrices([s.metainfo for s in samples], inputs['imgs'].shape[1], inputs['imgs'])
     rays, _ = model.build_rays(inputs['points'][0], model.raw_images(inputs['imgs']), cams, 0,
                                torch.zeros(1, 16, 5, 8, 8))
-    assert rays['origins'].shape[0] == 6 * model.ray_sampler.num_pixels_per_camera
-    assert bool(rays['range_mask'].all())
+    assert rays.origins.shape[0] == 6 * model.ray_selector.num_pixels_per_camera
+    assert bool(rays.range_mask.all())
 
 
 def test_unipad_lidar_half_renders_depth_only(tiny_batch):

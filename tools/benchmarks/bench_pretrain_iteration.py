@@ -60,14 +60,14 @@ def run_variant(args) -> dict:
     MessageHub.get_current_instance().update_info('epoch', 5)  # past the warm-up: curvature sampling
 
     score_time = [0.0]
-    orig = model.ray_sampler.point_weights
+    orig = model.ray_selector.point_weights
 
     def timed(*a, **k):
         t = time.perf_counter()
         out = orig(*a, **k)
         score_time[0] += time.perf_counter() - t
         return out
-    model.ray_sampler.point_weights = timed
+    model.ray_selector.point_weights = timed
 
     times = []
     for i in range(args.iters + 1):
@@ -80,10 +80,10 @@ def run_variant(args) -> dict:
             times.append((time.perf_counter() - t, score_time[0]))
     it = float(np.mean([a for a, _ in times]))
     score = float(np.mean([b for _, b in times]))
-    n_rays = int(model.ray_sampler.num_lidar_rays) if model.render_lidar else 0
+    n_rays = int(model.ray_selector.num_lidar_rays) if model.render_lidar else 0
     return dict(variant=args.variant, iter_s=it, scoring_s=score,
                 peak_rss_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
-                lidar_rays_budget=n_rays, pixels_per_camera=int(model.ray_sampler.num_pixels_per_camera))
+                lidar_rays_budget=n_rays, pixels_per_camera=int(model.ray_selector.num_pixels_per_camera))
 
 
 def main() -> int:

@@ -198,7 +198,7 @@ def core_check(device: torch.device, rays: int, candidates: int, cells: int, rep
     sampler = TASK_UTILS.build(sampler_cfg)
     pts = make_rays(candidates, gen, device)
     pts = pts['origins'] + pts['directions'] * pts['range'][:, None]
-    field = head.field(volume.detach()[0])
+    field = head.bind(volume.detach()[0])
 
     def curvature():
         w = sampler.point_weights(pts, field.sdf, epoch=0)
