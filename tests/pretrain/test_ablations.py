@@ -64,7 +64,7 @@ def test_unipad_camera_half_casts_rays_through_projected_points(tiny_batch):
     # every camera ray goes through a pixel where a LiDAR point projects, so every one has a range target
     inputs, samples = data['inputs'], data['data_samples']
     cams = model.camera_matrices([s.metainfo for s in samples], inputs['imgs'].shape[1], inputs['imgs'])
-    rays, _ = model.build_rays(inputs['points'][0], model.raw_images(inputs['imgs']), cams, 0,
+    rays, _ = model.build_rays(inputs['points'][0], inputs['raw_imgs'], cams, 0,
                                torch.zeros(1, 16, 5, 8, 8))
     assert rays.origins.shape[0] == 6 * model.ray_selector.num_pixels_per_camera
     assert bool(rays.range_mask.all())
@@ -121,7 +121,7 @@ def test_rendering_stays_fp32_under_autocast(tiny_batch):
     cams = model.camera_matrices([s.metainfo for s in samples], inputs['imgs'].shape[1], inputs['imgs'])
     volume = torch.randn(1, 16, 5, 90, 90).to(torch.bfloat16).requires_grad_()
     with torch.autocast('cpu', dtype=torch.bfloat16):
-        losses, _ = model.render_losses(volume, inputs['points'], model.raw_images(inputs['imgs']), cams)
+        losses, _ = model.render_losses(volume, inputs['points'], inputs['raw_imgs'], cams)
     assert seen == dict(dtype=torch.float32, autocast=False)
     assert losses['loss_range'].dtype == torch.float32 and torch.isfinite(losses['loss_range'])
     losses['loss_range'].backward()

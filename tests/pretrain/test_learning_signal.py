@@ -139,7 +139,7 @@ def test_augmentation_borders_and_sky_are_never_rgb_targets(tiny):
     metas = [s.metainfo for s in samples]
     imgs = inputs['imgs']
     cams = model.camera_matrices(metas, imgs.shape[1], imgs)
-    raw = model.raw_images(imgs)
+    raw = inputs['raw_imgs']
     volume = torch.zeros(1, model.volume_lifter.volume_channels, model.volume_lifter.num_z, 8, 8)
     ori_hw = model._ori_hw(metas[0])
     rays, info = model.build_rays(inputs['points'][0], raw, cams, 0, volume, ori_hw)

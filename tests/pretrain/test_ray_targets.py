@@ -35,7 +35,7 @@ def _rays(model, data):
     metas = [s.metainfo for s in samples]
     imgs = inputs['imgs']
     cams = model.camera_matrices(metas, imgs.shape[1], imgs)
-    raw = model.raw_images(imgs)
+    raw = inputs['raw_imgs']
     bev_shape = (1, model.volume_lifter.volume_channels, model.volume_lifter.num_z, 8, 8)
     volume = torch.zeros(bev_shape)
     rays, info = model.build_rays(inputs['points'][0], raw, cams, 0, volume)

@@ -83,7 +83,9 @@ class CLAPPretrainer(CLAPBEVFusion):
             scene box through its top face; ``'keep'`` supervises them (against the black background).
         keyframe_dim: column of the points holding the sweep time lag (0 on the keyframe), or None when all
             points come from the keyframe; rays are cast from the LiDAR origin through keyframe points only.
-        **kwargs: the encoder arguments of :class:`CLAPBEVFusion` (no ``bbox_head``).
+        **kwargs: the encoder arguments of :class:`CLAPBEVFusion` (no ``bbox_head``). A
+            ``Det3DDataPreprocessor`` is built as :class:`CLAPPretrainDataPreprocessor` (the same, plus
+            ``inputs['raw_imgs']``, the un-normalised images of the RGB targets).
     """
 
     def __init__(self, volume_lifter: dict, rendering_head: dict, ray_selector: Optional[dict] = None,
@@ -104,6 +106,10 @@ class CLAPPretrainer(CLAPBEVFusion):
             ray_selector['pixel_policy'] = 'through_points'
         if kwargs.get('bbox_head') is not None:
             raise ValueError('CLAPPretrainer is label-free: bbox_head must be None')
+        dp = kwargs.get('data_preprocessor')
+        if dp is not None and dp.get('type') in ('Det3DDataPreprocessor', 'mmdet3d.Det3DDataPreprocessor'):
+            # the same preprocessing, plus the raw images that the RGB targets are read from
+            kwargs['data_preprocessor'] = dict(dp, type='CLAPPretrainDataPreprocessor')
         super().__init__(**kwargs)
         if not (render_lidar or render_camera):
             raise ValueError('CLAPPretrainer renders nothing: enable render_lidar and/or render_camera')
@@ -160,15 +166,6 @@ class CLAPPretrainer(CLAPBEVFusion):
         inside = (p[:, 0] >= x0) & (p[:, 0] < x1) & (p[:, 1] >= y0) & (p[:, 1] < y1) & (p[:, 2] >= z0) & \
             (p[:, 2] < z1)
         return p[inside]
-
-    def raw_images(self, imgs: Tensor) -> Tensor:
-        """Undo the data preprocessor's normalisation: (B, N, 3, H, W) in [0, 1]."""
-        dp = self.data_preprocessor
-        mean = getattr(dp, 'mean', None)
-        std = getattr(dp, 'std', None)
-        if mean is None or std is None or not getattr(dp, '_enable_normalize', True):
-            return (imgs / 255.0).clamp(0, 1)
-        return ((imgs * std.view(1, 1, 3, 1, 1)) + mean.view(1, 1, 3, 1, 1)).div(255.0).clamp(0, 1)
 
     def occupied_cells(self, points: Tensor, grid: Tuple[int, int], generator=None,
                        limit: Optional[int] = -1) -> Tuple[Tensor, Tensor]:
@@ -275,7 +272,10 @@ class CLAPPretrainer(CLAPBEVFusion):
                 raise KeyError("camera branch: batch inputs lack 'imgs'")
             inputs['imgs'] = mask_image_patches(imgs, self.image_patch_size, self.camera_mask_ratio)[0]
             cams = self.camera_matrices(metas, imgs.shape[1], imgs)  # once per step, also for the encoders
-            imgs_raw = self.raw_images(imgs)
+            imgs_raw = batch_inputs_dict.get('raw_imgs')
+            if imgs_raw is None:
+                raise KeyError("camera rays: batch inputs lack 'raw_imgs' (the un-normalised images); use "
+                               "CLAPPretrainDataPreprocessor")
             if self.render_camera:
                 ori_hw = [self._ori_hw(m) for m in metas]
         bev = self.extract_bev(inputs, metas, cams)
