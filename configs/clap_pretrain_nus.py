@@ -10,6 +10,7 @@ point_cloud_range = {{_base_.point_cloud_range}}
 
 model = dict(
     type='CLAPPretrainer',
+    data_preprocessor=dict(type='CLAPPretrainDataPreprocessor'),  # also keeps the raw images (RGB targets)
     bbox_head=None,
     lidar_mask_ratio=0.9,
     camera_mask_ratio=0.9,
@@ -32,8 +33,8 @@ model = dict(
         loss_range_weight=2.0,
         loss_surface_weight=0.1,
         loss_rgb_weight=0.1),
-    ray_sampler=dict(
-        type='CurvatureSampler',
+    ray_selector=dict(
+        type='CurvatureRaySelector',
         num_lidar_rays=8192,
         num_pixels_per_camera=1024,
         warmup_epochs=4,

@@ -8,6 +8,7 @@ point_cloud_range = {{_base_.point_cloud_range}}
 
 model = dict(
     type='CLAPPretrainer',
+    data_preprocessor=dict(type='CLAPPretrainDataPreprocessor'),  # also keeps the raw images (RGB targets)
     bbox_head=None,
     lidar_mask_ratio=0.9,
     camera_mask_ratio=0.9,
@@ -24,8 +25,8 @@ model = dict(
         num_importance=8,
         up_sample_steps=2,
         ray_chunk_size=1024),
-    ray_sampler=dict(
-        type='CurvatureSampler',
+    ray_selector=dict(
+        type='CurvatureRaySelector',
         num_lidar_rays=512,
         num_pixels_per_camera=48,
         warmup_epochs=1,

@@ -11,13 +11,14 @@ pytestmark = pytest.mark.usefixtures('mmdet3d_default_scope')  # build in the mm
 
 def test_components_build_from_config_with_spec_defaults():
     head = MODELS.build(dict(type='CLAPRenderingHead', in_channels=32))
-    assert (head.num_stratified, head.num_importance) == (72, 24)
+    assert (head.sampler.num_stratified, head.sampler.num_importance, head.sampler.up_sample_steps) == (72, 24, 4)
     assert (head.loss_range_weight, head.loss_surface_weight, head.loss_rgb_weight) == (2.0, 0.1, 0.1)
     assert abs(head.coord_scale - 1 / 54) < 1e-12 and head.near == 1.0
-    assert head.mlps.sdf[0].out_features == 16 and len(head.mlps.sdf) == 6 and len(head.mlps.rgb) == 3
-    assert head.mlps.act.beta == 100
+    assert head.field.sdf[0].out_features == 16 and len(head.field.sdf) == 6 and len(head.field.rgb) == 3
+    assert head.field.act.beta == 100
 
-    sampler = TASK_UTILS.build(dict(type='CurvatureSampler'))
+    sampler = TASK_UTILS.build(dict(type='CurvatureSampler'))  # the older registered name of CurvatureRaySelector
+    assert type(sampler).__name__ == 'CurvatureRaySelector' and sampler.pixel_policy == 'weight_maps'
     assert (sampler.num_lidar_rays, sampler.num_pixels_per_camera, sampler.warmup_epochs) == (8192, 1024, 4)
 
     swap = MODELS.build(dict(type='SwappedPrototypeLoss'))

@@ -1,10 +1,7 @@
-"""Evaluate a checkpoint with a config's test dataloader and evaluator (mmdet3d's CLI).
+"""Evaluate a checkpoint with a config's test dataloader and evaluator (mmdet3d's CLI); the logic and the
+options are documented in :mod:`clap_plugin.apis.test`.
 
     python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--cfg-options k=v ...] [--show-dir DIR]
-                         [--score-thr T] [--launcher {none,pytorch,slurm,mpi}]
-
-Prints the evaluator's metrics (NuScenesMetric: mAP, NDS, per-class AP, ...). ``--cfg-options data_root=DIR``
-moves every path under the config's data root, as in tools/train.py.
 """
 import os.path as osp
 import sys

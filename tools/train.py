@@ -1,13 +1,7 @@
-"""Train a detector or a pre-training model from a config with mmengine's Runner (mmdet3d's CLI).
+"""Train a detector or a pre-training model from a config (mmdet3d's CLI); the logic and the options are
+documented in :mod:`clap_plugin.apis.train`.
 
-    python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp] [--auto-scale-lr]
-                                 [--cfg-options k=v ...] [--launcher {none,pytorch,slurm,mpi}]
-
-Single process on CPU or one GPU; several processes through ``tools/dist_train.sh`` (torchrun,
-``--launcher pytorch``). Without CUDA a distributed run uses the ``gloo`` backend and an unwrapped-device
-``DistributedDataParallel``. ``--cfg-options data_root=DIR`` moves every path under the config's data root
-(dataset roots, the evaluator's info file); ``label_fraction=F`` / ``label_fraction_seed=S`` reach the
-``LabelFractionDataset`` wrappers.
+    python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp] [--cfg-options k=v ...]
 """
 import os.path as osp
 import sys

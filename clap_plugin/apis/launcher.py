@@ -1,5 +1,6 @@
 """Distributed launch for tools/train.py and tools/test.py: on a machine without CUDA a distributed run uses
 the ``gloo`` backend, an unwrapped-device ``DistributedDataParallel`` and a process group started here."""
+import argparse
 import logging
 import os
 import subprocess
@@ -9,6 +10,20 @@ from typing import Optional
 import torch
 from mmengine.config import Config
 from mmengine.logging import print_log
+
+LAUNCHERS = ('none', 'pytorch', 'slurm', 'mpi')
+
+
+def add_launcher_args(parser: argparse.ArgumentParser) -> None:
+    """``--launcher`` and the ``--local-rank`` that ``torch.distributed.launch`` passes (mmdet3d's tools)."""
+    parser.add_argument('--launcher', choices=LAUNCHERS, default='none', help='job launcher')
+    # torch.distributed.launch passes --local-rank (torch >= 2.0) or --local_rank
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+
+
+def export_local_rank(args: argparse.Namespace) -> None:
+    """Make ``--local-rank`` visible as ``LOCAL_RANK`` unless the launcher set it already."""
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
 
 
 def _default_master(launcher: str) -> str:

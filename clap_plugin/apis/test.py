@@ -8,7 +8,6 @@ Prints the evaluator's metrics (NuScenesMetric: mAP, NDS, per-class AP, ...). ``
 moves every path under the config's data root, as in tools/train.py.
 """
 import argparse
-import os
 import os.path as osp
 import sys
 from typing import List, Optional, Sequence
@@ -17,7 +16,7 @@ from mmengine.config import DictAction
 
 from .config_options import add_load_report_hook, default_work_dir, import_plugins, load_config, merge_cfg_options
 from .data_files import check_data_files
-from .launcher import setup_launcher
+from .launcher import add_launcher_args, export_local_rank, setup_launcher
 
 _DEFAULT_SCORE_THR = 0.1
 _DEFAULT_TASK = 'multi-view_det'
@@ -40,12 +39,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                         help='what --show-dir draws: predicted boxes in the camera images '
                         '(multi-view_det, the default) or with the point cloud (lidar_det / '
                         'multi-modality_det); all need open3d')
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
-                        help='job launcher')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    add_launcher_args(parser)
     args = parser.parse_args(argv)
-    if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    export_local_rank(args)
     return args
 
 

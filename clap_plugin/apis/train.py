@@ -12,7 +12,6 @@ Single process on CPU or one GPU; several processes through ``tools/dist_train.s
 """
 import argparse
 import logging
-import os
 import os.path as osp
 from typing import List, Optional, Sequence
 
@@ -21,7 +20,7 @@ from mmengine.logging import print_log
 
 from .config_options import add_load_report_hook, default_work_dir, import_plugins, load_config, merge_cfg_options
 from .data_files import check_data_files
-from .launcher import setup_launcher
+from .launcher import add_launcher_args, export_local_rank, setup_launcher
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -38,13 +37,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config keys, "key=value" (e.g. data_root=/data/nus/ '
                         'train_cfg.max_iters=10 load_from=enc.pth)')
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
-                        help='job launcher')
-    # torch.distributed.launch passes --local-rank (torch >= 2.0) or --local_rank
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    add_launcher_args(parser)
     args = parser.parse_args(argv)
-    if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    export_local_rank(args)
     return args
 
 

@@ -168,7 +168,7 @@ def prototype_and_curvature_figures(model, data: dict, boxes: Sequence[Tensor], 
             probe.assign_camera.append(s_i.argmax(-1))
             probe.code_lidar.append(q_p.argmax(-1))
             probe.code_camera.append(q_i.argmax(-1))
-    sampler = model.ray_sampler
+    sampler = model.ray_selector
     for b, pts in enumerate(points):
         kf = model.keyframe_points(pts.float())
         inside = points_in_boxes(kf, boxes[b].to(kf)).any(dim=1)

@@ -9,6 +9,9 @@ from typing import Optional, Sequence, Tuple
 
 ENCODER_PREFIXES = ('img_backbone', 'img_neck', 'view_transform', 'pts_voxel_encoder', 'pts_middle_encoder',
                     'fusion_layer', 'pts_backbone', 'pts_neck')
+# the LiDAR encoders with the BEV backbone / neck, and the camera encoders (UniPAD-style merge, two-stage recipe)
+LIDAR_PREFIXES = ('pts_voxel_encoder', 'pts_middle_encoder', 'pts_backbone', 'pts_neck')
+CAMERA_PREFIXES = ('img_backbone', 'img_neck', 'view_transform')
 
 
 class TrainedModulesError(ValueError):

@@ -1,19 +1,7 @@
-# CPU-tiny variant of unipad_camera_pretrain_nus.py (UniPAD-style separate pre-training, camera half): the camera
-# branch alone on the CPU-tiny model (32-channel camera BEV into the BEV backbone), 0.3 of the patches masked,
-# rays through pixels where LiDAR points project (half of CLAP's per-camera budget, as in the full configs),
-# depth L1 x 10 and RGB L1 x 10, no prototypes. Merge with the LiDAR half: tools/merge_pretrained.py.
-_base_ = ['../clap_pretrain_nus_cpu-tiny.py']
-model = dict(
-    pts_voxel_encoder=None,
-    pts_middle_encoder=None,
-    fusion_layer=None,
-    pts_backbone=dict(in_channels=32),
-    camera_mask_ratio=0.3,
-    render_lidar=False,
-    render_camera=True,
-    pixels_through_points=True,
-    prototype_loss=None,
-    gram_regularizer=None,
-    rendering_head=dict(loss_range_weight=10.0, loss_rgb_weight=10.0),
-    ray_sampler=dict(num_pixels_per_camera=24, warmup_epochs=10**9))
+# CPU-tiny variant of unipad_camera_pretrain_nus.py: the camera half (see _base_/unipad_halves.py) on the CPU-tiny
+# model (32-channel camera BEV into the BEV backbone), 24 rays per camera (half of CLAP's per-camera budget, as in
+# the full configs). Merge with the LiDAR half: tools/merge_pretrained.py.
+_base_ = ['../clap_pretrain_nus_cpu-tiny.py', './_base_/unipad_halves.py']
+model = dict(_base_.unipad_camera_half, pts_backbone=dict(in_channels=32),
+             ray_selector=dict(_base_.unipad_uniform_rays, num_pixels_per_camera=24, pixel_policy='through_points'))
 custom_hooks = []

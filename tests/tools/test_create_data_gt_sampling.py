@@ -11,8 +11,8 @@ import sys
 import numpy as np
 import pytest
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-sys.path.insert(0, osp.join(REPO, 'tools'))
+from tests.helpers.paths import REPO
+
 LIDAR_TINY = osp.join(REPO, 'configs/bevfusion_lidar_finetune_nus_cpu-tiny.py')
 
 
@@ -98,7 +98,7 @@ def test_workers_give_the_same_infos_as_one_process(converted, tmp_path):
 
 
 def test_missing_lidar_sweep_is_named_and_max_sweeps_0_passes(no_camera_sweeps, tmp_path):
-    import create_data
+    from clap_plugin.apis import create_data
     root = _copy_tree(no_camera_sweeps[0], str(tmp_path / 'nus'))
     sweep = next(n for n in sorted(os.listdir(osp.join(root, 'sweeps', 'LIDAR_TOP'))))
     os.remove(osp.join(root, 'sweeps', 'LIDAR_TOP', sweep))
@@ -110,7 +110,7 @@ def test_missing_lidar_sweep_is_named_and_max_sweeps_0_passes(no_camera_sweeps, 
 
 
 def test_missing_lidar_sweep_message(no_camera_sweeps, tmp_path, capsys):
-    import create_data
+    from clap_plugin.apis import create_data
     root = _copy_tree(no_camera_sweeps[0], str(tmp_path / 'nus'))
     sweep = sorted(os.listdir(osp.join(root, 'sweeps', 'LIDAR_TOP')))[0]
     os.remove(osp.join(root, 'sweeps', 'LIDAR_TOP', sweep))

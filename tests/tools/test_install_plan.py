@@ -1,5 +1,6 @@
 """tools/install_plan.py: the CPU / CUDA decisions of tools/install.sh, with torch.version.cuda, the GPU
 visibility and CLAP_DEVICE faked."""
+import importlib.util
 import os.path as osp
 import shlex
 import subprocess
@@ -7,9 +8,20 @@ import sys
 
 import pytest
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-sys.path.insert(0, osp.join(REPO, 'tools'))
-import install_plan as ip  # noqa: E402
+from tests.helpers.paths import REPO
+
+
+def _load_install_plan():
+    """tools/install_plan.py runs before the package is installed (install.sh), so it stays a standalone file
+    outside clap_plugin; load it by path."""
+    spec = importlib.util.spec_from_file_location('install_plan', osp.join(REPO, 'tools', 'install_plan.py'))
+    module = importlib.util.module_from_spec(spec)
+    sys.modules['install_plan'] = module  # dataclasses resolve their module by name
+    spec.loader.exec_module(module)
+    return module
+
+
+ip = _load_install_plan()
 
 
 def facts(cuda=None, gpu=False, device=None, py=(3, 11), torch='2.4.1', caps=(), **env):

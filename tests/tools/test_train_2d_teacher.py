@@ -1,18 +1,16 @@
 """tools/train_2d_teacher.py: the semantic maps it learns from, its IoU arithmetic, and that its checkpoint loads as
 the image backbone's Pretrained init_cfg and as the PPKT teacher."""
 import os.path as osp
-import sys
 
 import numpy as np
 import pytest
 import torch
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-sys.path.insert(0, osp.join(REPO, 'tools'))
+from tests.helpers.paths import REPO
 
 
 def test_iou_from_confusion_matches_a_hand_count():
-    from train_2d_teacher import confusion, iou_from_confusion
+    from clap_plugin.apis.train_2d_teacher import confusion, iou_from_confusion
     target = torch.tensor([0, 0, 1, 1, 1, 2, -1])
     pred = torch.tensor([0, 1, 1, 1, 0, 2, 2])
     conf = confusion(pred, target, 4)
@@ -40,9 +38,10 @@ def test_semantic_maps_follow_the_object_ids(synthetic_nus):
 
 
 def test_teacher_checkpoint_loads_as_backbone_init_and_as_ppkt_teacher(synthetic_nus, tmp_path, capsys):
-    import train_2d_teacher
     from mmdet3d.registry import MODELS
     from mmengine.config import Config
+
+    from clap_plugin.apis import train_2d_teacher
     out = str(tmp_path / 'teacher.pth')
     meta = train_2d_teacher.main(['--data-root', synthetic_nus, '--out', out, '--val-scenes', '1', '--iters', '2',
                                   '--batch-size', '1', '--log-interval', '1'])
@@ -71,6 +70,6 @@ def test_teacher_checkpoint_loads_as_backbone_init_and_as_ppkt_teacher(synthetic
 
 
 def test_missing_semantic_maps_are_refused(tmp_path):
-    import train_2d_teacher
+    from clap_plugin.apis import train_2d_teacher
     with pytest.raises(SystemExit, match='has no v1.0-mini/ tables'):
         train_2d_teacher.main(['--data-root', str(tmp_path), '--out', str(tmp_path / 'o.pth')])

@@ -63,7 +63,7 @@ def halves(tmp_path_factory):
 
 
 def test_merge_keeps_metadata_and_every_tensor_arrives_unchanged(halves, tmp_path):
-    import merge_pretrained
+    from clap_plugin.apis import merge_pretrained
 
     from clap_plugin.utils.state_dicts import compare_loaded, load_state_dict
     cfg, lidar, camera, lidar_state, camera_state = halves
@@ -122,7 +122,7 @@ def test_combine_refuses_to_drop_the_versions_of_sparse_kernels(halves):
 def two_stage(halves, tmp_path_factory):
     """The upstream two-stage recipe: stage 1 (LiDAR-only) from the LiDAR encoders, stage 2 from the stage-1
     detector plus the camera encoders."""
-    import compose_checkpoint
+    from clap_plugin.apis import compose_checkpoint
     cfg, pretrained, _, pre_state, _ = halves
     tmp = tmp_path_factory.mktemp('two_stage')
     stage1_init = str(tmp / 'stage1_init.pth')
@@ -169,7 +169,7 @@ def test_lidar_cam_stage_is_stage1_plus_pretrained_camera(two_stage):
 
 
 def test_compose_errors_name_the_file(two_stage, tmp_path):
-    import compose_checkpoint
+    from clap_plugin.apis import compose_checkpoint
     _, _, stage1_init, _, _ = two_stage
     with pytest.raises(SystemExit, match="is not a LiDAR-only detector checkpoint: no \\['bbox_head'\\]"):
         compose_checkpoint.main(['lidar-cam-stage', stage1_init, stage1_init, str(tmp_path / 'x.pth')])

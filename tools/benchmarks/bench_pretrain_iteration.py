@@ -38,20 +38,20 @@ def run_variant(args) -> dict:
     cfg = Config.fromfile(args.config)
     cfg.train_dataloader.dataset.data_root = args.data_root
     m = copy.deepcopy(cfg.model)
-    m.ray_sampler.update(num_lidar_rays=8192, num_pixels_per_camera=1024, warmup_epochs=1)
+    m.ray_selector.update(num_lidar_rays=8192, num_pixels_per_camera=1024, warmup_epochs=1)
     m.rendering_head.update(num_stratified=72, num_importance=24, up_sample_steps=4)
     if args.variant == 'joint_all':
-        m.ray_sampler.update(num_lidar_rays=args.joint_lidar_rays, num_pixels_per_camera=args.joint_pixels)
+        m.ray_selector.update(num_lidar_rays=args.joint_lidar_rays, num_pixels_per_camera=args.joint_pixels)
         m.rendering_head.update(ray_chunk_size=10**9, checkpoint_chunks=False)
     elif args.variant == 'unipad_lidar':
         m.update(img_backbone=None, img_neck=None, view_transform=None, fusion_layer=None, render_camera=False,
                  prototype_loss=None, gram_regularizer=None, lidar_mask_ratio=0.8)
-        m.ray_sampler.warmup_epochs = 10**9  # UniPAD samples uniformly
+        m.ray_selector.warmup_epochs = 10**9  # UniPAD samples uniformly
         m.pts_backbone.in_channels = m.pts_middle_encoder.output_channels * 2
     elif args.variant == 'unipad_camera':
         m.update(pts_voxel_encoder=None, pts_middle_encoder=None, fusion_layer=None, render_lidar=False,
                  pixels_through_points=True, prototype_loss=None, gram_regularizer=None, camera_mask_ratio=0.3)
-        m.ray_sampler.update(num_pixels_per_camera=512, warmup_epochs=10**9)
+        m.ray_selector.update(num_pixels_per_camera=512, warmup_epochs=10**9)
         m.pts_backbone.in_channels = m.view_transform.out_channels
     model = MODELS.build(m)
     model.train()
@@ -60,14 +60,14 @@ def run_variant(args) -> dict:
     MessageHub.get_current_instance().update_info('epoch', 5)  # past the warm-up: curvature sampling
 
     score_time = [0.0]
-    orig = model.ray_sampler.point_weights
+    orig = model.ray_selector.point_weights
 
     def timed(*a, **k):
         t = time.perf_counter()
         out = orig(*a, **k)
         score_time[0] += time.perf_counter() - t
         return out
-    model.ray_sampler.point_weights = timed
+    model.ray_selector.point_weights = timed
 
     times = []
     for i in range(args.iters + 1):
@@ -80,10 +80,10 @@ def run_variant(args) -> dict:
             times.append((time.perf_counter() - t, score_time[0]))
     it = float(np.mean([a for a, _ in times]))
     score = float(np.mean([b for _, b in times]))
-    n_rays = int(model.ray_sampler.num_lidar_rays) if model.render_lidar else 0
+    n_rays = int(model.ray_selector.num_lidar_rays) if model.render_lidar else 0
     return dict(variant=args.variant, iter_s=it, scoring_s=score,
                 peak_rss_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
-                lidar_rays_budget=n_rays, pixels_per_camera=int(model.ray_sampler.num_pixels_per_camera))
+                lidar_rays_budget=n_rays, pixels_per_camera=int(model.ray_selector.num_pixels_per_camera))
 
 
 def main() -> int:

@@ -192,13 +192,13 @@ def core_check(device: torch.device, rays: int, candidates: int, cells: int, rep
     out['matmul_fp32_tflops'] = matmul_tflops(device, matmul_n, repeats)
     out['render_vs_matmul'] = out['render_tflops_achieved'] / out['matmul_fp32_tflops']
 
-    sampler_cfg = dict(model['ray_sampler'])
+    sampler_cfg = dict(model['ray_selector'])
     sampler_cfg['warmup_epochs'] = 0
     sampler_cfg['num_candidates'] = candidates
     sampler = TASK_UTILS.build(sampler_cfg)
     pts = make_rays(candidates, gen, device)
     pts = pts['origins'] + pts['directions'] * pts['range'][:, None]
-    field = head.field(volume.detach()[0])
+    field = head.bind(volume.detach()[0])
 
     def curvature():
         w = sampler.point_weights(pts, field.sdf, epoch=0)

@@ -180,7 +180,7 @@ def main() -> None:
     render_step(head, volume, make_rays(256, gen, device), device)  # warm-up
     pts = make_rays(args.candidates, gen, device)
     pts = pts['origins'] + pts['directions'] * pts['range'][:, None]
-    field = head.field(volume.detach()[0])
+    field = head.bind(volume.detach()[0])
     step_rays = make_rays(8192 + 6144, gen, device)
     render_s, curv = [], {'exact': [], 'finite_difference': []}
     for _ in range(args.repeats):

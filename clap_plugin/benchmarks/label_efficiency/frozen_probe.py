@@ -15,7 +15,7 @@ from mmdet3d.registry import DATASETS, METRICS, MODELS
 from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
 from mmengine.evaluator import Evaluator
-from mmengine.runner.checkpoint import _load_checkpoint
+from mmengine.runner.checkpoint import CheckpointLoader, load_state_dict
 from torch import Tensor
 
 ANNOTATION_STEPS = ('ObjectRangeFilter', 'ObjectNameFilter')
@@ -60,8 +60,7 @@ def probe_config(config: str, data_root: str, version: str) -> Config:
 def load_encoders(model: torch.nn.Module, path: str) -> int:
     """Load an encoder export into ``model`` as ``load_from`` does; every tensor must find its place.
     Returns the number of tensors loaded."""
-    from mmengine.runner.checkpoint import load_state_dict
-    ckpt = _load_checkpoint(path, map_location='cpu')
+    ckpt = CheckpointLoader.load_checkpoint(path, map_location='cpu')
     state = ckpt.get('state_dict', ckpt)
     own = model.state_dict()
     bad = [k for k, v in state.items() if k not in own or own[k].shape != v.shape]

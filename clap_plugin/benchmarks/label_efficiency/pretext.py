@@ -15,7 +15,9 @@ import torch
 from mmdet3d.registry import DATASETS, MODELS
 from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
-from mmengine.runner.checkpoint import _load_checkpoint, load_state_dict
+from mmengine.runner import load_checkpoint
+
+from clap_plugin.models.rendering import RayBatch
 
 
 def range_errors(pred: torch.Tensor, target: torch.Tensor) -> Dict[str, float]:
@@ -48,10 +50,9 @@ def sample_figures(model, data: dict, max_rays: int = 2048, seed: int = 0) -> Di
     if model.render_lidar:
         pick = torch.randperm(kf.shape[0], generator=gen)[:max_rays]
         rays = lidar_rays(kf[pick], torch.zeros(3, dtype=kf.dtype))
-        keep = rays['range_mask']
-        rays = {k: v[keep] for k, v in rays.items()}
+        rays = rays[rays.range_mask]
         rendered = model.rendering_head.render(volume, rays)
-        out.update({f'lidar_{k}': v for k, v in range_errors(rendered['range'], rays['range']).items()})
+        out.update({f'lidar_{k}': v for k, v in range_errors(rendered['range'], rays.range).items()})
     if model.render_camera and imgs is not None:
         cams = model.camera_matrices(metas, imgs.shape[1], imgs)
         proj = pixel_projection(cams['lidar2img'][0].float(), cams['img_aug_matrix'][0].float(),
@@ -61,14 +62,13 @@ def sample_figures(model, data: dict, max_rays: int = 2048, seed: int = 0) -> Di
         cam, row, col = torch.nonzero(torch.isfinite(depth), as_tuple=True)
         pick = torch.randperm(cam.numel(), generator=gen)[:max_rays]
         cam, row, col = cam[pick], row[pick], col[pick]
-        raw = model.raw_images(imgs)[0].float()  # (N_cam, 3, H, W) in [0, 1]
+        raw = inputs['raw_imgs'][0].float()  # (N_cam, 3, H, W) in [0, 1], see CLAPPretrainDataPreprocessor
         rgb_true, rng_true, rgb_pred, rng_pred = [], [], [], []
         for c in cam.unique():
             sel = cam == c
             pixels = torch.stack([col[sel].float() + 0.5, row[sel].float() + 0.5], -1)[None]  # (1, R, 2)
             cr = camera_rays(proj[c:c + 1], pixels)
-            rendered = model.rendering_head.render(volume, dict(origins=cr['origins'][0],
-                                                                directions=cr['directions'][0]))
+            rendered = model.rendering_head.render(volume, RayBatch.create(cr['origins'][0], cr['directions'][0]))
             rgb_pred.append(rendered['rgb'])
             rng_pred.append(rendered['range'])
             rgb_true.append(gather_pixels(raw[c:c + 1], pixels)[0])
@@ -98,8 +98,7 @@ def pretext_figures(config: str, checkpoint: Optional[str], data_root: str, vers
     model = MODELS.build(copy.deepcopy(cfg.model))
     model.init_weights()
     if checkpoint is not None:
-        ckpt = _load_checkpoint(checkpoint, map_location='cpu')
-        load_state_dict(model, ckpt.get('state_dict', ckpt), strict=True, logger='current')
+        load_checkpoint(model, checkpoint, map_location='cpu', strict=True, logger='current')
     model.eval()
     dataset = DATASETS.build(pretext_dataset_cfg(cfg, data_root, version))
     per_sample: List[Dict[str, float]] = []

@@ -153,10 +153,7 @@ class PrototypeEMHook(Hook):
                 self._check_identical(protos.data)
             return
         counts = self.counts if self.counts is not None else torch.zeros(protos.shape[0], dtype=torch.long)
-        if is_distributed():
-            counts = counts.to(protos.device)
-            all_reduce(counts)
-            counts = counts.cpu()
+        all_reduce(counts)  # summed over the ranks (mmengine moves it to the backend's device and back)
         emb = torch.cat([e for e in getattr(mod, 'last_embeddings', {}).values() if isinstance(e, Tensor)]) \
             if getattr(mod, 'last_embeddings', None) else protos.new_zeros(0, protos.shape[1])
         optimizer = getattr(getattr(runner, 'optim_wrapper', None), 'optimizer', None)

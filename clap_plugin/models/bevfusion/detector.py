@@ -185,13 +185,14 @@ class CLAPBEVFusion(Base3DDetector):
         return {k: ref.new_tensor(np.stack(v)) for k, v in out.items()}
 
     def extract_img_feat(self, imgs: Tensor, points: Optional[Sequence[Tensor]],
-                         batch_input_metas: Sequence[dict]) -> Tensor:
+                         batch_input_metas: Sequence[dict], cams: Optional[Dict[str, Tensor]] = None) -> Tensor:
         """Multi-view images -> camera BEV.
 
         Args:
             imgs: (B, N, 3, H, W) normalised images.
             points: B point clouds for the depth input of the view transform, or None.
             batch_input_metas: per-sample metas with the camera matrices (see :meth:`camera_matrices`).
+            cams: the :meth:`camera_matrices` of these metas when the caller has them already (fp32).
 
         Returns:
             (B, C_cam, X, Y) camera BEV, 80 x 180 x 180 in BEVFusion.
@@ -204,7 +205,8 @@ class CLAPBEVFusion(Base3DDetector):
         if not isinstance(x, Tensor):
             x = x[0]
         x = x.view(b, n, *x.shape[1:])
-        mats = self.camera_matrices(batch_input_metas, n, x.float())
+        mats = cams if cams is not None else self.camera_matrices(batch_input_metas, n, x.float())
+        mats = {k: v.to(device=x.device, dtype=torch.float32) for k, v in mats.items()}
         return self.view_transform(x.float(), None if points is None else [p.float() for p in points],
                                    mats['lidar2img'], mats['cam2img'], mats['cam2lidar'],
                                    mats['img_aug_matrix'], mats['lidar_aug_matrix'])
@@ -222,12 +224,14 @@ class CLAPBEVFusion(Base3DDetector):
         x = self.pts_neck(self.pts_backbone(x))
         return x[0] if isinstance(x, (list, tuple)) else x
 
-    def extract_bev(self, batch_inputs_dict: dict, batch_input_metas: Sequence[dict]) -> Dict[str, Tensor]:
+    def extract_bev(self, batch_inputs_dict: dict, batch_input_metas: Sequence[dict],
+                    cams: Optional[Dict[str, Tensor]] = None) -> Dict[str, Tensor]:
         """Encoders without the head.
 
         Args:
             batch_inputs_dict: ``points`` (B tensors (P_b, C)) and/or ``imgs`` (B, N, 3, H, W).
             batch_input_metas: per-sample metas.
+            cams: optional :meth:`camera_matrices` of the batch (not rebuilt from the metas then).
 
         Returns:
             dict with ``lidar_bev`` (B, 256, X, Y) when there is a LiDAR branch, ``camera_bev``
@@ -239,7 +243,7 @@ class CLAPBEVFusion(Base3DDetector):
         if self.with_camera:
             if imgs is None:
                 raise KeyError("camera branch: batch inputs lack 'imgs'")
-            out['camera_bev'] = self.extract_img_feat(imgs, points, batch_input_metas)
+            out['camera_bev'] = self.extract_img_feat(imgs, points, batch_input_metas, cams)
         if self.with_lidar:
             if points is None:
                 raise KeyError("LiDAR branch: batch inputs lack 'points'")

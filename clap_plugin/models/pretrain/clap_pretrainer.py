@@ -11,18 +11,22 @@ rotation borders, found by mapping the pixel back through ``img_aug_matrix`` int
 the bounded field can explain their colour) are not RGB targets. Their rays are still rendered for range
 where a LiDAR point projects into them.
 """
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
+import torch.nn.functional as F
 from mmdet3d.registry import MODELS, TASK_UTILS
 from mmdet3d.structures import Det3DDataSample
 from torch import Tensor
 
 from ..bevfusion.detector import CLAPBEVFusion
 from ..geometry.keyframe import keyframe_points
-from ..rendering.neus_volume_renderer import ray_box_exit_axis
+from ..rendering.ray_batch import RayBatch
+from ..rendering.ray_box import ray_box_exit_axis
 from .masking import mask_image_patches, mask_lidar_blocks
 from .ray_builder import camera_rays, gather_pixels, lidar_rays, pixel_projection, sparse_depth
+from .ray_info import SampleRayInfo
+from .visuals import CameraVisuals, PretrainVisuals, PrototypeVisuals
 
 
 def pixels_inside_original(pixels: Tensor, img_aug: Tensor, ori_hw: Sequence[int]) -> Tensor:
@@ -55,7 +59,9 @@ class CLAPPretrainer(CLAPBEVFusion):
     Args:
         volume_lifter: config of the BEV -> 3D volume lift (``CLAPBEVVolumeLifter``).
         rendering_head: config of ``CLAPRenderingHead``.
-        ray_sampler: config of ``CurvatureSampler`` (TASK_UTILS): ray budgets, warm-up, estimator.
+        ray_selector: config of the ray selector (TASK_UTILS ``CurvatureRaySelector``, registered also as
+            ``CurvatureSampler``): ray budgets, warm-up, estimator, pixel policy. ``ray_sampler`` is the same
+            argument under its older name (existing configs).
         prototype_loss: config of ``SwappedPrototypeLoss``; None disables the prototype terms.
         gram_regularizer: config of ``GramRegularizer``; None disables it (needs ``prototype_loss``).
         lidar_mask_ratio: share of occupied BEV blocks dropped from the LiDAR input.
@@ -64,8 +70,9 @@ class CLAPPretrainer(CLAPBEVFusion):
         image_patch_size: side of a camera mask patch in input pixels (32).
         render_lidar: render LiDAR rays (range targets). False for camera-only pre-training.
         render_camera: also render camera rays (RGB, and range where LiDAR projects).
-        pixels_through_points: draw camera pixels uniformly among those where LiDAR points project
-            (UniPAD's camera rays) instead of from the sampler's maps (uniform in warm-up, curvature after).
+        pixels_through_points: shorthand for the selector's ``pixel_policy='through_points'``: draw camera
+            pixels uniformly among those where LiDAR points project (UniPAD's camera rays) instead of from the
+            selector's maps (uniform in warm-up, curvature after).
         camera_range_targets: give camera rays range targets from projected LiDAR points.
         proto_max_cells: at most this many BEV cells per sample enter the prototype losses (see
             ``proto_cells_from``); a cell whose LiDAR BEV feature is exactly zero never enters.
@@ -77,19 +84,33 @@ class CLAPPretrainer(CLAPBEVFusion):
             scene box through its top face; ``'keep'`` supervises them (against the black background).
         keyframe_dim: column of the points holding the sweep time lag (0 on the keyframe), or None when all
             points come from the keyframe; rays are cast from the LiDAR origin through keyframe points only.
-        **kwargs: the encoder arguments of :class:`CLAPBEVFusion` (no ``bbox_head``).
+        **kwargs: the encoder arguments of :class:`CLAPBEVFusion` (no ``bbox_head``). A
+            ``Det3DDataPreprocessor`` is built as :class:`CLAPPretrainDataPreprocessor` (the same, plus
+            ``inputs['raw_imgs']``, the un-normalised images of the RGB targets).
     """
 
-    def __init__(self, volume_lifter: dict, rendering_head: dict, ray_sampler: dict,
+    def __init__(self, volume_lifter: dict, rendering_head: dict, ray_selector: Optional[dict] = None,
                  prototype_loss: Optional[dict] = None, gram_regularizer: Optional[dict] = None,
                  lidar_mask_ratio: float = 0.9, camera_mask_ratio: float = 0.9,
                  mask_block_size: Sequence[float] = (0.6, 0.6), image_patch_size: int = 32,
                  render_lidar: bool = True, render_camera: bool = True, pixels_through_points: bool = False,
                  camera_range_targets: bool = True, proto_max_cells: int = 1024,
                  keyframe_dim: Optional[int] = 4, sky_rgb: str = 'drop', proto_cells_from: str = 'occupied',
-                 **kwargs) -> None:
+                 ray_sampler: Optional[dict] = None, **kwargs) -> None:
+        if (ray_selector is None) == (ray_sampler is None):
+            raise ValueError('give the ray selector config once: ray_selector (or its older name ray_sampler)')
+        ray_selector = dict(ray_selector if ray_selector is not None else ray_sampler)
+        if pixels_through_points:
+            if ray_selector.get('pixel_policy', 'through_points') != 'through_points':
+                raise ValueError("pixels_through_points=True contradicts the selector's "
+                                 f"pixel_policy={ray_selector['pixel_policy']!r}")
+            ray_selector['pixel_policy'] = 'through_points'
         if kwargs.get('bbox_head') is not None:
             raise ValueError('CLAPPretrainer is label-free: bbox_head must be None')
+        dp = kwargs.get('data_preprocessor')
+        if dp is not None and dp.get('type') in ('Det3DDataPreprocessor', 'mmdet3d.Det3DDataPreprocessor'):
+            # the same preprocessing, plus the raw images that the RGB targets are read from
+            kwargs['data_preprocessor'] = dict(dp, type='CLAPPretrainDataPreprocessor')
         super().__init__(**kwargs)
         if not (render_lidar or render_camera):
             raise ValueError('CLAPPretrainer renders nothing: enable render_lidar and/or render_camera')
@@ -101,7 +122,7 @@ class CLAPPretrainer(CLAPBEVFusion):
             raise ValueError('prototype_loss pairs LiDAR and camera BEV cells: it needs the camera branch')
         self.volume_lifter = MODELS.build(volume_lifter)
         self.rendering_head = MODELS.build(rendering_head)
-        self.ray_sampler = TASK_UTILS.build(ray_sampler)
+        self.ray_selector = TASK_UTILS.build(ray_selector)
         self.prototype_loss = MODELS.build(prototype_loss) if prototype_loss is not None else None
         self.gram_regularizer = MODELS.build(gram_regularizer) if gram_regularizer is not None else None
         self.lidar_mask_ratio = float(lidar_mask_ratio)
@@ -110,7 +131,6 @@ class CLAPPretrainer(CLAPBEVFusion):
         self.image_patch_size = int(image_patch_size)
         self.render_lidar = bool(render_lidar)
         self.render_camera = bool(render_camera)
-        self.pixels_through_points = bool(pixels_through_points)
         self.camera_range_targets = bool(camera_range_targets)
         self.proto_max_cells = int(proto_max_cells)
         self.keyframe_dim = keyframe_dim
@@ -120,26 +140,27 @@ class CLAPPretrainer(CLAPBEVFusion):
         if proto_cells_from not in ('occupied', 'visible'):
             raise ValueError(f"proto_cells_from must be 'occupied' or 'visible', got {proto_cells_from!r}")
         self.proto_cells_from = proto_cells_from
-        self.keep_visuals = False  # set by the visualisation hook
-        self.last_visuals: Dict[str, Tensor] = {}
+        self._visuals_request: Optional[Tuple[int, int]] = None  # (camera, stride), set by the hook
+        self._visuals_stash: Dict[str, Any] = {}
 
     # ------------------------------------------------------------------ helpers
     @property
     def point_cloud_range(self) -> List[float]:
         return self.rendering_head.point_cloud_range
 
+    @property
+    def ray_sampler(self):
+        """The ray selector under its older name (scripts written before the rename)."""
+        return self.ray_selector
+
+    @property
+    def pixels_through_points(self) -> bool:
+        """Whether camera pixels are drawn through projected LiDAR points (the selector's pixel policy)."""
+        return getattr(self.ray_selector, 'pixel_policy', 'weight_maps') == 'through_points'
+
     def keyframe_points(self, points: Tensor) -> Tensor:
         """(P, C) -> (P', 3) keyframe points inside the point-cloud range."""
         return keyframe_points(points, self.point_cloud_range, self.keyframe_dim)[0][:, :3]
-
-    def raw_images(self, imgs: Tensor) -> Tensor:
-        """Undo the data preprocessor's normalisation: (B, N, 3, H, W) in [0, 1]."""
-        dp = self.data_preprocessor
-        mean = getattr(dp, 'mean', None)
-        std = getattr(dp, 'std', None)
-        if mean is None or std is None or not getattr(dp, '_enable_normalize', True):
-            return (imgs / 255.0).clamp(0, 1)
-        return ((imgs * std.view(1, 1, 3, 1, 1)) + mean.view(1, 1, 3, 1, 1)).div(255.0).clamp(0, 1)
 
     def occupied_cells(self, points: Tensor, grid: Tuple[int, int], generator=None,
                        limit: Optional[int] = -1) -> Tuple[Tensor, Tensor]:
@@ -158,9 +179,8 @@ class CLAPPretrainer(CLAPBEVFusion):
 
     # ------------------------------------------------------------------ rays
     def build_rays(self, points: Tensor, imgs_raw: Optional[Tensor], cams: Optional[Dict[str, Tensor]], b: int,
-                   volume: Tensor,
-                   ori_hw: Optional[Sequence[int]] = None) -> Tuple[Dict[str, Tensor], Dict[str, Tensor]]:
-        """Rays of sample ``b``: the drawn LiDAR rays followed by the drawn camera rays.
+                   volume: Tensor, ori_hw: Optional[Sequence[int]] = None) -> Tuple[RayBatch, SampleRayInfo]:
+        """Rays of sample ``b``: the selected LiDAR rays followed by the selected camera rays.
 
         ``ori_hw`` is the (H, W) of the original images (for the valid-pixel mask of the RGB targets); without
         it every drawn pixel is taken as real.
@@ -170,31 +190,25 @@ class CLAPPretrainer(CLAPBEVFusion):
             raise RuntimeError(f'sample {b} has no keyframe LiDAR point inside the point-cloud range')
         lidar_aug = cams['lidar_aug_matrix'][b] if cams is not None else torch.eye(4, dtype=kf.dtype,
                                                                                     device=kf.device)
-        proj = None
+        proj, depth = None, None
+        img_shape = imgs_raw.shape[-2:] if imgs_raw is not None else None
         if self.render_camera:
             proj = pixel_projection(cams['lidar2img'][b], cams['img_aug_matrix'][b], lidar_aug)
-        img_shape = imgs_raw.shape[-2:] if imgs_raw is not None else None
-        draw = self.ray_sampler.sample(kf, lidar2img=proj, img_shape=img_shape,
-                                       sdf_fn=self.rendering_head.sdf_function(volume[b]))
-        if self.render_camera and self.pixels_through_points:
-            # uniform over the pixels that LiDAR points project into (no floor): UniPAD's camera rays
-            hit = torch.isfinite(sparse_depth(kf, proj, img_shape)).to(kf.dtype)
-            maps = hit / hit.flatten(1).sum(-1).clamp(min=1.0)[:, None, None]
-            empty = hit.flatten(1).sum(-1) == 0
-            maps[empty] = 1.0 / (img_shape[0] * img_shape[1])
-            draw['pixel_maps'] = maps
-            draw['pixels'] = self.ray_sampler.draw_pixels(maps, self.ray_sampler.num_pixels_per_camera)
-        rays = lidar_rays(kf[draw['point_inds']], lidar_aug[:3, 3])
+            if self.camera_range_targets or self.pixels_through_points:
+                depth = sparse_depth(kf, proj, img_shape)  # (N_cam, H, W), inf where no point projects
+        sel = self.ray_selector.select(kf, lidar2img=proj, img_shape=img_shape,
+                                       sdf_fn=self.rendering_head.sdf_function(volume[b]),
+                                       lidar_pixels=None if depth is None else torch.isfinite(depth))
+        rays = lidar_rays(kf[sel.point_inds], lidar_aug[:3, 3])
         if not self.render_lidar:
-            rays = {k: v[:0] for k, v in rays.items()}
+            rays = rays[:0]
         if self.render_camera:
-            pixels = draw['pixels']  # (N_cam, R, 2)
+            pixels = sel.pixels  # (N_cam, R, 2)
             cr = camera_rays(proj, pixels)
             n = pixels.shape[0] * pixels.shape[1]
             rgb = gather_pixels(imgs_raw[b], pixels).reshape(n, 3)
             if self.camera_range_targets:
-                depth = gather_pixels(sparse_depth(kf, proj, img_shape)[:, None], pixels)[..., 0]
-                rng = (depth * cr['range_per_depth']).reshape(n)
+                rng = (gather_pixels(depth[:, None], pixels)[..., 0] * cr['range_per_depth']).reshape(n)
             else:
                 rng = torch.full((n, ), float('inf'), dtype=kf.dtype, device=kf.device)
             rgb_ok = torch.ones(n, dtype=torch.bool, device=kf.device)
@@ -208,16 +222,16 @@ class CLAPPretrainer(CLAPBEVFusion):
                 if self.camera_range_targets:
                     sky &= ~torch.isfinite(rng)
                 rgb_ok &= ~sky
-            cam = dict(origins=origins, directions=dirs,
-                       range=torch.where(torch.isfinite(rng), rng, torch.zeros_like(rng)),
-                       range_mask=torch.isfinite(rng), rgb=rgb, rgb_mask=rgb_ok)
-            rays = {k: torch.cat([rays[k], cam[k]]) for k in rays}
-        info = dict(points=kf, proj=proj, **draw)
-        return rays, info
+            cam = RayBatch(origins=origins, directions=dirs,
+                           range=torch.where(torch.isfinite(rng), rng, torch.zeros_like(rng)),
+                           range_mask=torch.isfinite(rng), rgb=rgb, rgb_mask=rgb_ok)
+            rays = RayBatch.cat([rays, cam])
+        return rays, SampleRayInfo(points=kf, proj=proj, selection=sel)
 
     def render_losses(self, volume: Tensor, points: Sequence[Tensor], imgs_raw: Optional[Tensor],
                       cams: Optional[Dict[str, Tensor]],
-                      ori_hw: Optional[Sequence[Sequence[int]]] = None) -> Tuple[Dict[str, Tensor], List[dict]]:
+                      ori_hw: Optional[Sequence[Sequence[int]]] = None
+                      ) -> Tuple[Dict[str, Tensor], List[SampleRayInfo]]:
         """Draw the rays of every sample and render them: rendering losses and the per-sample ray infos.
 
         Runs in fp32 with autocast off, also under ``--amp``: the SDF, its double backward (curvature) and
@@ -252,11 +266,14 @@ class CLAPPretrainer(CLAPBEVFusion):
             if imgs is None:
                 raise KeyError("camera branch: batch inputs lack 'imgs'")
             inputs['imgs'] = mask_image_patches(imgs, self.image_patch_size, self.camera_mask_ratio)[0]
-            cams = self.camera_matrices(metas, imgs.shape[1], imgs)
-            imgs_raw = self.raw_images(imgs)
+            cams = self.camera_matrices(metas, imgs.shape[1], imgs)  # once per step, also for the encoders
+            imgs_raw = batch_inputs_dict.get('raw_imgs')
+            if imgs_raw is None:
+                raise KeyError("camera rays: batch inputs lack 'raw_imgs' (the un-normalised images); use "
+                               "CLAPPretrainDataPreprocessor")
             if self.render_camera:
                 ori_hw = [self._ori_hw(m) for m in metas]
-        bev = self.extract_bev(inputs, metas)
+        bev = self.extract_bev(inputs, metas, cams)
         volume = self.volume_lifter(bev['fused_bev'])
 
         losses, infos = self.render_losses(volume, points, imgs_raw, cams, ori_hw)
@@ -269,11 +286,12 @@ class CLAPPretrainer(CLAPBEVFusion):
             losses.update(figures)
             if self.gram_regularizer is not None:
                 losses['loss_gram'] = self.gram_regularizer(self.prototype_loss.prototype_matrix())
-            if self.keep_visuals:
-                self.last_visuals['proto_cells'] = torch.stack(cells[0])
-                self.last_visuals['proto_grid'] = torch.tensor(tuple(lidar_bev.shape[-2:]))
-        if self.keep_visuals:
-            self._stash_visuals(volume, imgs_raw, infos[0])
+            if self._visuals_request is not None:
+                self._visuals_stash.update(proto_cells=torch.stack(cells[0]).detach(),
+                                           proto_grid=tuple(int(v) for v in lidar_bev.shape[-2:]))
+        if self._visuals_request is not None:
+            self._visuals_stash.update(volume=volume[0].detach(), info=infos[0],
+                                       image=None if imgs_raw is None else imgs_raw[0].detach())
         return losses
 
     @staticmethod
@@ -321,37 +339,62 @@ class CLAPPretrainer(CLAPBEVFusion):
                        proto_cells=ref + n_used / max(len(cells), 1))
         return cells, figures
 
-    def _stash_visuals(self, volume: Tensor, imgs_raw: Optional[Tensor], info: dict) -> None:
-        vis = self.last_visuals
-        vis['volume'] = volume[0].detach()
-        vis['points'] = info['points'].detach()
-        vis['point_weights'] = info['point_weights'].detach()
-        vis['point_inds'] = info['point_inds'].detach()
-        if imgs_raw is not None and info.get('proj') is not None:
-            vis['image'] = imgs_raw[0].detach()
-            vis['proj'] = info['proj'].detach()
-            vis['pixel_maps'] = info['pixel_maps'].detach()
-            vis['pixels'] = info['pixels'].detach()
+    # ------------------------------------------------------------------ visuals
+    def request_visuals(self, camera: int = 0, stride: int = 8) -> None:
+        """Keep what :meth:`pop_visuals` needs from the next training step (camera ``camera``, preview grid
+        of ``stride`` pixels)."""
+        self._visuals_request = (int(camera), int(stride))
+        self._visuals_stash = {}
 
     @torch.no_grad()
-    def render_camera_preview(self, cam: int = 0, stride: int = 8) -> Dict[str, Tensor]:
-        """Render a strided pixel grid of camera ``cam`` of the last stashed sample (needs ``keep_visuals``).
+    def pop_visuals(self) -> Optional[PretrainVisuals]:
+        """The visuals of the step since :meth:`request_visuals` (None if no step ran); ends the request.
+
+        Renders the preview of the requested camera (eval mode: no jitter) with the current weights.
+        """
+        request, stash = self._visuals_request, self._visuals_stash
+        self._visuals_request, self._visuals_stash = None, {}
+        if request is None or 'info' not in stash:
+            return None
+        cam, stride = request
+        info: SampleRayInfo = stash['info']
+        sel = info.selection
+        vis = PretrainVisuals(point_cloud_range=list(self.point_cloud_range), points=info.points.detach().cpu(),
+                              point_weights=sel.point_weights.detach().cpu(), point_inds=sel.point_inds.cpu())
+        if info.proj is not None and stash.get('image') is not None and sel.pixels is not None:
+            was_training = self.training
+            self.eval()
+            try:
+                prev = self._camera_preview(stash['volume'], info.proj[cam:cam + 1], stash['image'][cam],
+                                            info.points, stride)
+            finally:
+                self.train(was_training)
+            vis.camera = CameraVisuals(camera=cam, stride=stride, pixel_map=sel.pixel_maps[cam].cpu(),
+                                       pixels=sel.pixels[cam].cpu(), **{k: v.cpu() for k, v in prev.items()})
+        if 'proto_cells' in stash and self.prototype_loss is not None:
+            cells = stash['proto_cells'].cpu()
+            emb = self.prototype_loss.last_embeddings['lidar'][:cells.shape[1]]
+            protos = F.normalize(self.prototype_loss.prototypes.detach(), dim=-1)
+            vis.prototypes = PrototypeVisuals(cells=cells, grid=stash['proto_grid'],
+                                              assignment=(emb @ protos.t()).argmax(-1).cpu(),
+                                              num_prototypes=int(protos.shape[0]))
+        return vis
+
+    def _camera_preview(self, volume: Tensor, proj: Tensor, image: Tensor, points: Tensor,
+                        stride: int) -> Dict[str, Tensor]:
+        """Render a strided pixel grid of one camera: ``proj`` (1, 4, 4), ``image`` (3, H, W) in [0, 1].
 
         Returns ``rgb`` (h, w, 3), ``range`` (h, w) rendered, and ``rgb_real`` (h, w, 3), ``range_real`` (h, w)
         (LiDAR ranges where points project, NaN elsewhere).
         """
-        vis = self.last_visuals
-        if 'proj' not in vis:
-            raise RuntimeError('no stashed camera data: set keep_visuals=True and run a training step first')
-        proj, image = vis['proj'][cam:cam + 1], vis['image'][cam]
         h, w = image.shape[-2:]
         vs = torch.arange(stride / 2, h, stride, dtype=proj.dtype, device=proj.device)
         us = torch.arange(stride / 2, w, stride, dtype=proj.dtype, device=proj.device)
         grid_v, grid_u = torch.meshgrid(vs, us, indexing='ij')
         pixels = torch.stack([grid_u, grid_v], -1).reshape(1, -1, 2)
         cr = camera_rays(proj, pixels)
-        out = self.rendering_head.render(vis['volume'], dict(origins=cr['origins'][0], directions=cr['directions'][0]))
-        depth = gather_pixels(sparse_depth(vis['points'], proj, (h, w))[:, None], pixels)[0, :, 0]
+        out = self.rendering_head.render(volume, RayBatch.create(cr['origins'][0], cr['directions'][0]))
+        depth = gather_pixels(sparse_depth(points, proj, (h, w))[:, None], pixels)[0, :, 0]
         real_range = torch.where(torch.isfinite(depth), depth * cr['range_per_depth'][0],
                                  torch.full_like(depth, float('nan')))
         hh, ww = grid_v.shape

@@ -16,15 +16,17 @@ from clap_plugin.models.geometry.projection import (  # noqa: F401
     project_points,
 )
 
+from ..rendering.ray_batch import RayBatch
 
-def lidar_rays(points: Tensor, origin: Tensor) -> Dict[str, Tensor]:
-    """Rays from ``origin`` (3,) through ``points`` (N, 3) with their range targets."""
+
+def lidar_rays(points: Tensor, origin: Tensor) -> RayBatch:
+    """Rays from ``origin`` (3,) through ``points`` (N, 3) with their range targets (no colour targets)."""
     delta = points - origin
     rng = delta.norm(dim=-1)
     n = points.shape[0]
-    return dict(origins=origin.expand(n, 3).contiguous(), directions=delta / rng.clamp(min=1e-6)[:, None],
-                range=rng, range_mask=rng > 1e-3, rgb=points.new_zeros(n, 3),
-                rgb_mask=torch.zeros(n, dtype=torch.bool, device=points.device))
+    return RayBatch(origins=origin.expand(n, 3).contiguous(), directions=delta / rng.clamp(min=1e-6)[:, None],
+                    range=rng, range_mask=rng > 1e-3, rgb=points.new_zeros(n, 3),
+                    rgb_mask=torch.zeros(n, dtype=torch.bool, device=points.device))
 
 
 def camera_rays(proj: Tensor, pixels: Tensor) -> Dict[str, Tensor]:

@@ -6,17 +6,13 @@ samples (and the batch size) are all-reduced, so every rank gets exactly the row
 the whole batch would compute.
 """
 import torch
-import torch.distributed as dist
+from mmengine.dist import all_reduce
 from torch import Tensor
 
 
-def _distributed() -> bool:
-    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
-
-
-def _all_reduce(t: Tensor, op=None) -> Tensor:
-    if _distributed():
-        dist.all_reduce(t, op=op or dist.ReduceOp.SUM)
+def _reduced(t: Tensor, op: str = 'sum') -> Tensor:
+    """``t`` all-reduced in place over the ranks (unchanged in a single process); returns ``t``."""
+    all_reduce(t, op=op)
     return t
 
 
@@ -41,13 +37,13 @@ def sinkhorn_knopp(scores: Tensor, epsilon: float = 0.05, iterations: int = 3) -
     s = scores.detach().double() / epsilon
     # subtract the global max for stability (cancels in the normalisations)
     local_max = s.max() if s.numel() else s.new_tensor(-float('inf'))
-    gmax = _all_reduce(local_max.clone(), dist.ReduceOp.MAX if _distributed() else None)
+    gmax = _reduced(local_max.clone(), 'max')
     q = torch.exp(s - gmax)
     k = q.shape[1]
-    b = _all_reduce(q.new_tensor(float(q.shape[0])))
-    q = q / _all_reduce(q.sum()).clamp(min=1e-300)
+    b = _reduced(q.new_tensor(float(q.shape[0])))
+    q = q / _reduced(q.sum()).clamp(min=1e-300)
     for _ in range(iterations):
-        col = _all_reduce(q.sum(dim=0))  # (K,) mass of each prototype over the global batch
+        col = _reduced(q.sum(dim=0))  # (K,) mass of each prototype over the global batch
         q = q / col.clamp(min=1e-300) / k
         q = q / q.sum(dim=1, keepdim=True).clamp(min=1e-300) / b
     return (q * b).to(scores.dtype)

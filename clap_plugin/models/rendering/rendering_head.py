@@ -5,50 +5,66 @@ L_rend = mean_L(w_L |r - r~| + w_sur |s(hit)|) + w_C mean_C |c - c~|, with every
 normalised by ``coord_scale`` (1/54): ranges, SDF values and coordinates alike, so that the paper's weights
 w_L : w_sur : w_C = 2 : 0.1 : 0.1 balance what they say.
 
-Rays are rendered in chunks of ``ray_chunk_size``; while gradients are enabled each chunk is
-gradient-checkpointed, so the memory of forward + backward is bounded by the chunk size, not by the number
-of rays (only the per-ray outputs are kept for all rays). The along-ray samples are drawn (no grad) before
-the checkpointed region, so that they are not recomputed. Rays without a colour target (LiDAR rays, invalid
-pixels) are rendered geometry-only: no colour MLP, no SDF-gradient graph and so no double backward.
+The head wires three parts: the :class:`NeuSField` (SDF, colour, sharpness, opacities), the
+:class:`NeuSAlongRaySampler` (stratified + importance distances) and the compositor (inside
+:func:`render_rays`). Rays are rendered in chunks of ``ray_chunk_size``; while gradients are enabled each
+chunk is gradient-checkpointed, so the memory of forward + backward is bounded by the chunk size, not by the
+number of rays (only the per-ray outputs are kept for all rays). The along-ray samples are drawn (no grad)
+before the checkpointed region, so that they are not recomputed. Rays without a colour target (LiDAR rays,
+invalid pixels) are rendered geometry-only: no colour MLP, no SDF-gradient graph and so no double backward.
 """
-import math
+from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Union
 
 import torch
 from mmdet3d.registry import MODELS
 from mmengine.model import BaseModule
-from torch import Tensor, nn
+from torch import Tensor
 from torch.utils.checkpoint import checkpoint
 
-from .neus_field import NeuSFieldMLPs, VolumeSDFField
-from .neus_volume_renderer import ray_box_intersection, render_rays, sample_along_rays
+from .along_ray_sampler import NeuSAlongRaySampler
+from .neus_field import NeuSField, VolumeSDFField
+from .ray_batch import RayBatch, RayBatchLike, as_ray_batch
+from .ray_box import ray_box_intersection
+from .render_rays import render_rays
 
-RayBatch = Dict[str, Tensor]
+
+@dataclass
+class _Prepared:
+    """Rays on the volume's device and dtype: unit ``directions`` and the ``near`` / ``far`` (R,) bounds."""
+    origins: Tensor
+    directions: Tensor
+    near: Tensor
+    far: Tensor
+
+    def __getitem__(self, index) -> '_Prepared':
+        return _Prepared(self.origins[index], self.directions[index], self.near[index], self.far[index])
 
 
 @MODELS.register_module()
 class CLAPRenderingHead(BaseModule):
     """Render range and RGB from a (B, C, Z, H, W) feature volume and compute the rendering loss.
 
-    Rays are given per sample as a dict: ``origins`` (R, 3), ``directions`` (R, 3) (normalised here),
-    optional ``near``/``far`` (R,) (default: ``near`` and the exit of the ``point_cloud_range`` box),
-    targets ``range`` (R,) with optional ``range_mask`` (R,) bool, and ``rgb`` (R, 3) in [0, 1] with
-    optional ``rgb_mask`` (R,) bool.
+    Rays are given per sample as a :class:`RayBatch` (a mapping with its field names is converted). Every ray
+    starts at ``near`` and ends where it leaves the ``point_cloud_range`` box.
 
     Args:
         in_channels: channels C of the feature volume.
         point_cloud_range: box spanned by the volume, [x0, y0, z0, x1, y1, z1] metres.
         coord_scale: world -> normalised coordinates and SDF units (CLAP and UniPAD: 1/54).
-        field: kwargs of :class:`NeuSFieldMLPs` (MLP sizes).
-        num_stratified, num_importance, up_sample_steps, base_up_sharpness: ray sampling (72 + 24).
+        field: kwargs of :class:`NeuSField` (MLP sizes).
+        num_stratified, num_importance, up_sample_steps, base_up_sharpness: along-ray sampling (72 + 24).
         near: start of every ray (metres).
-        init_sharpness: initial value of the learnable sharpness h of Phi(x) = sigmoid(h x).
-        sharpness_scale: h = exp(sharpness_scale * v) with v the learnable parameter (NeuS and UniPAD use
-            exp(10 v)): AdamW moves v by about lr per step, so the scale sets how fast h can move.
+        init_sharpness: initial value of the field's learnable sharpness h of Phi(x) = sigmoid(h x).
+        sharpness_scale: h = exp(sharpness_scale * v) (see :class:`NeuSField`).
         background_color: colour of the residual transmittance (None: no background term).
         ray_chunk_size: rays rendered at once; bounds the memory.
         checkpoint_chunks: recompute each chunk in backward instead of storing its graph.
         loss_range_weight, loss_surface_weight, loss_rgb_weight: w_L, w_sur, w_C (2.0, 0.1, 0.1).
+        init_cfg: mmengine init config.
+
+    Checkpoints written before the field owned the sharpness (keys ``mlps.*`` and ``sharpness_v``) load into
+    ``field.*``.
     """
 
     def __init__(self, in_channels: int, point_cloud_range: Sequence[float] = (-54, -54, -5, 54, 54, 3),
@@ -62,24 +78,14 @@ class CLAPRenderingHead(BaseModule):
         super().__init__(init_cfg=init_cfg)
         if len(point_cloud_range) != 6:
             raise ValueError(f'point_cloud_range must have 6 values, got {point_cloud_range}')
-        if num_stratified < 2:
-            raise ValueError(f'num_stratified must be >= 2, got {num_stratified}')
         if ray_chunk_size < 1:
             raise ValueError(f'ray_chunk_size must be >= 1, got {ray_chunk_size}')
-        if init_sharpness <= 0:
-            raise ValueError(f'init_sharpness must be > 0, got {init_sharpness}')
-        if sharpness_scale <= 0:
-            raise ValueError(f'sharpness_scale must be > 0, got {sharpness_scale}')
-        self.mlps = NeuSFieldMLPs(in_channels, **(field or {}))
+        self.field = NeuSField(in_channels, point_cloud_range, coord_scale, init_sharpness, sharpness_scale,
+                               **(field or {}))
+        self.sampler = NeuSAlongRaySampler(num_stratified, num_importance, up_sample_steps, base_up_sharpness)
         self.point_cloud_range = [float(v) for v in point_cloud_range]
         self.coord_scale = float(coord_scale)
-        self.num_stratified = int(num_stratified)
-        self.num_importance = int(num_importance)
-        self.up_sample_steps = int(up_sample_steps)
-        self.base_up_sharpness = float(base_up_sharpness)
         self.near = float(near)
-        self.sharpness_scale = float(sharpness_scale)
-        self.sharpness_v = nn.Parameter(torch.tensor(math.log(init_sharpness) / self.sharpness_scale))
         self.background_color = None if background_color is None else [float(c) for c in background_color]
         self.ray_chunk_size = int(ray_chunk_size)
         self.checkpoint_chunks = bool(checkpoint_chunks)
@@ -87,91 +93,70 @@ class CLAPRenderingHead(BaseModule):
         self.loss_surface_weight = float(loss_surface_weight)
         self.loss_rgb_weight = float(loss_rgb_weight)
 
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        for key in [k for k in state_dict if k.startswith(prefix + 'mlps.') or k == prefix + 'sharpness_v']:
+            new = prefix + 'field.' + (key[len(prefix) + len('mlps.'):] if key.startswith(prefix + 'mlps.')
+                                       else 'sharpness_v')
+            state_dict[new] = state_dict.pop(key)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
     @property
     def sharpness(self) -> Tensor:
-        """Current sharpness h (scalar tensor)."""
-        return (self.sharpness_v * self.sharpness_scale).exp()
+        """Current sharpness h of the field (scalar tensor)."""
+        return self.field.sharpness
 
-    def field(self, volume: Tensor) -> VolumeSDFField:
+    def bind(self, volume: Tensor) -> VolumeSDFField:
         """The field of one sample: ``volume`` (C, Z, H, W) or (1, C, Z, H, W)."""
-        return VolumeSDFField(self.mlps, volume, self.point_cloud_range, self.coord_scale)
+        return self.field.bind(volume)
 
     def sdf_function(self, volume: Tensor):
         """SDF of one sample on a detached volume: (N, 3) world points -> (N,), for curvature scoring."""
-        return self.field(volume.detach()).sdf
+        return self.bind(volume.detach()).sdf
 
-    def _prepare(self, rays: RayBatch, device: torch.device, dtype: torch.dtype) -> Dict[str, Tensor]:
-        for key in ('origins', 'directions'):
-            if key not in rays:
-                raise KeyError(f'ray batch lacks "{key}" (has {sorted(rays)})')
-        o = rays['origins'].to(device=device, dtype=dtype).reshape(-1, 3)
-        d = rays['directions'].to(device=device, dtype=dtype).reshape(-1, 3)
+    def _prepare(self, rays: RayBatch, device: torch.device, dtype: torch.dtype) -> _Prepared:
+        o = rays.origins.to(device=device, dtype=dtype).reshape(-1, 3)
+        d = rays.directions.to(device=device, dtype=dtype).reshape(-1, 3)
         if o.shape != d.shape:
             raise ValueError(f'origins {tuple(o.shape)} and directions {tuple(d.shape)} differ in shape')
         d = d / d.norm(dim=-1, keepdim=True).clamp(min=1e-12)
-        if 'near' in rays:
-            near = rays['near'].to(device=device, dtype=dtype).reshape(-1)
-        else:
-            near = torch.full_like(o[:, 0], self.near)
-        if 'far' in rays:
-            far = rays['far'].to(device=device, dtype=dtype).reshape(-1)
-        else:
-            far = ray_box_intersection(o, d, self.point_cloud_range[:3], self.point_cloud_range[3:])[1]
+        near = torch.full_like(o[:, 0], self.near)
+        far = ray_box_intersection(o, d, self.point_cloud_range[:3], self.point_cloud_range[3:])[1]
         far = torch.maximum(far, near + 1e-3)
-        return dict(origins=o, directions=d, near=near, far=far)
+        return _Prepared(o, d, near, far)
 
     def _render_chunk(self, volume: Tensor, o: Tensor, d: Tensor, near: Tensor, far: Tensor, t: Tensor,
                       hit: Optional[Tensor], with_color: bool) -> tuple:
-        field = self.field(volume)
-        out = render_rays(field, o, d, near, far, self.sharpness, background_color=self.background_color,
-                          with_color=with_color, t=t)
+        field = self.bind(volume)
+        out = render_rays(field, o, d, near, far, background_color=self.background_color, with_color=with_color,
+                          t=t)
         hit_sdf = field.query(hit)[0] if hit is not None else o.new_zeros(0)
         return out['range'], out['rgb'], out['acc'], out['weights'], hit_sdf
 
-    def _render_group(self, volume: Tensor, r: Dict[str, Tensor], hit_points: Optional[Tensor],
-                      with_color: bool) -> List[Tensor]:
+    def _render_group(self, volume: Tensor, sampling_field: VolumeSDFField, r: _Prepared,
+                      hit_points: Optional[Tensor], with_color: bool) -> List[Tensor]:
         """Chunked rendering of one group of rays (all with or all without colour)."""
-        n = r['origins'].shape[0]
+        n, c = r.origins.shape[0], self.ray_chunk_size
         with torch.no_grad():
-            sampling_field = self.field(volume.detach())
-            t_all = [sample_along_rays(sampling_field, r['origins'][s:s + self.ray_chunk_size],
-                                       r['directions'][s:s + self.ray_chunk_size],
-                                       r['near'][s:s + self.ray_chunk_size], r['far'][s:s + self.ray_chunk_size],
-                                       self.num_stratified, self.num_importance, self.up_sample_steps,
-                                       self.base_up_sharpness, self.training)
-                     for s in range(0, n, self.ray_chunk_size)]
+            t_all = [self.sampler(sampling_field.sdf, r.origins[s:s + c], r.directions[s:s + c], r.near[s:s + c],
+                                  r.far[s:s + c], self.training) for s in range(0, n, c)]
         use_ckpt = self.checkpoint_chunks and torch.is_grad_enabled()
         outs = []
-        for i, s in enumerate(range(0, n, self.ray_chunk_size)):
-            sl = slice(s, s + self.ray_chunk_size)
-            args = (volume, r['origins'][sl], r['directions'][sl], r['near'][sl], r['far'][sl], t_all[i],
+        for i, s in enumerate(range(0, n, c)):
+            sl = slice(s, s + c)
+            args = (volume, r.origins[sl], r.directions[sl], r.near[sl], r.far[sl], t_all[i],
                     None if hit_points is None else hit_points[sl], with_color)
             outs.append(checkpoint(self._render_chunk, *args, use_reentrant=False) if use_ckpt
                         else self._render_chunk(*args))
         return [torch.cat([o[k] for o in outs]) for k in range(5)]
 
-    def render(self, volume: Tensor, rays: RayBatch, hit_points: Optional[Tensor] = None,
-               return_weights: bool = False, color_mask: Optional[Tensor] = None) -> Dict[str, Tensor]:
-        """Render the rays of one sample in chunks.
-
-        Args:
-            volume: (C, Z, H, W) or (1, C, Z, H, W).
-            rays: ray dict (see class docstring).
-            hit_points: optional (R, 3) points whose SDF is also returned (``hit_sdf``).
-            return_weights: also return the (R, M-1) sample weights.
-            color_mask: optional (R,) bool, the rays whose colour is rendered (default: all); the others are
-                rendered geometry-only and get ``rgb`` 0.
-
-        Returns:
-            dict with ``range`` (R,), ``rgb`` (R, 3), ``acc`` (R,), optionally ``hit_sdf`` (R,), ``weights``.
-        """
-        r = self._prepare(rays, volume.device, volume.dtype)
-        n = r['origins'].shape[0]
+    def _render_prepared(self, volume: Tensor, r: _Prepared, hit_points: Optional[Tensor], return_weights: bool,
+                         color_mask: Optional[Tensor]) -> Dict[str, Tensor]:
+        n = r.origins.shape[0]
         if n == 0:
             empty = volume.new_zeros(0)
             result = dict(range=empty, rgb=volume.new_zeros(0, 3), acc=empty)
             if return_weights:
-                result['weights'] = volume.new_zeros(0, self.num_stratified + self.num_importance - 1)
+                result['weights'] = volume.new_zeros(0, self.sampler.num_samples - 1)
             if hit_points is not None:
                 result['hit_sdf'] = empty
             return result
@@ -182,13 +167,15 @@ class CLAPRenderingHead(BaseModule):
             if color_mask.shape[0] != n:
                 raise ValueError(f'color_mask has {color_mask.shape[0]} entries for {n} rays')
             groups = [(torch.nonzero(~color_mask)[:, 0], False), (torch.nonzero(color_mask)[:, 0], True)]
+        with torch.no_grad():  # one detached table for the along-ray sampling of every group
+            sampling_field = self.bind(volume.detach())
         parts, order = [], []
         for idx, with_color in groups:
             if idx is not None and idx.numel() == 0:
                 continue
-            sub = r if idx is None else {k: v[idx] for k, v in r.items()}
+            sub = r if idx is None else r[idx]
             hit = hit_points if idx is None or hit_points is None else hit_points[idx]
-            parts.append(self._render_group(volume, sub, hit, with_color))
+            parts.append(self._render_group(volume, sampling_field, sub, hit, with_color))
             if idx is not None:
                 order.append(idx)
         cat = [torch.cat([p[k] for p in parts]) for k in range(5)]
@@ -203,44 +190,54 @@ class CLAPRenderingHead(BaseModule):
             result['hit_sdf'] = cat[4]
         return result
 
-    def forward(self, volume: Tensor, rays: List[RayBatch]) -> List[Dict[str, Tensor]]:
-        """Render every sample: ``volume`` (B, C, Z, H, W), ``rays`` list of B ray dicts."""
+    def render(self, volume: Tensor, rays: RayBatchLike, hit_points: Optional[Tensor] = None,
+               return_weights: bool = False, color_mask: Optional[Tensor] = None) -> Dict[str, Tensor]:
+        """Render the rays of one sample in chunks.
+
+        Args:
+            volume: (C, Z, H, W) or (1, C, Z, H, W).
+            rays: the R rays (targets are not used here).
+            hit_points: optional (R, 3) points whose SDF is also returned (``hit_sdf``).
+            return_weights: also return the (R, M-1) sample weights.
+            color_mask: optional (R,) bool, the rays whose colour is rendered (default: all); the others are
+                rendered geometry-only and get ``rgb`` 0.
+
+        Returns:
+            dict with ``range`` (R,), ``rgb`` (R, 3), ``acc`` (R,), optionally ``hit_sdf`` (R,), ``weights``.
+        """
+        r = self._prepare(as_ray_batch(rays), volume.device, volume.dtype)
+        return self._render_prepared(volume, r, hit_points, return_weights, color_mask)
+
+    def forward(self, volume: Tensor, rays: Sequence[RayBatchLike]) -> List[Dict[str, Tensor]]:
+        """Render every sample: ``volume`` (B, C, Z, H, W), ``rays`` B ray batches."""
         self._check_batch(volume, rays)
         return [self.render(volume[b:b + 1], rays[b]) for b in range(volume.shape[0])]
 
     @staticmethod
-    def _check_batch(volume: Tensor, rays: List[RayBatch]) -> None:
+    def _check_batch(volume: Tensor, rays: Sequence[RayBatchLike]) -> None:
         if volume.dim() != 5:
             raise ValueError(f'volume must be (B, C, Z, H, W), got shape {tuple(volume.shape)}')
         if len(rays) != volume.shape[0]:
             raise ValueError(f'got {len(rays)} ray batches for a volume batch of {volume.shape[0]}')
 
-    def loss(self, volume: Tensor, rays: List[RayBatch]) -> Dict[str, Tensor]:
+    def loss(self, volume: Tensor, rays: Sequence[RayBatchLike]) -> Dict[str, Tensor]:
         """Rendering losses ``loss_range``, ``loss_surface``, ``loss_rgb`` (already weighted)."""
         self._check_batch(volume, rays)
         range_err, surf_err, rgb_err = [], [], []
         for b in range(volume.shape[0]):
-            rb = rays[b]
+            rb = as_ray_batch(rays[b])
             prep = self._prepare(rb, volume.device, volume.dtype)
-            n = prep['origins'].shape[0]
-            hit = None
-            if 'range' in rb:
-                r_mask = rb.get('range_mask', torch.ones(n, dtype=torch.bool)).to(volume.device).reshape(-1)
-                # invalid targets may be NaN: zero them so that no NaN reaches the (masked) gradients
-                target_r = torch.where(r_mask, rb['range'].to(volume).reshape(-1), 0.0)
-                hit = prep['origins'] + prep['directions'] * target_r[:, None]
-            c_mask = None
-            if 'rgb' in rb:
-                c_mask = rb.get('rgb_mask', torch.ones(n, dtype=torch.bool)).to(volume.device).reshape(-1)
-            out = self.render(volume[b:b + 1], rb, hit_points=hit,
-                              color_mask=c_mask if c_mask is not None else torch.zeros(n, dtype=torch.bool))
-            if 'range' in rb:
-                # normalised frame: range errors in units of coord_scale (metres / 54), like the SDF
-                range_err.append((out['range'] - target_r).abs()[r_mask] * self.coord_scale)
-                surf_err.append(out['hit_sdf'].abs()[r_mask])
-            if c_mask is not None:
-                target_c = torch.where(c_mask[:, None], rb['rgb'].to(volume).reshape(-1, 3), 0.0)
-                rgb_err.append((out['rgb'] - target_c).abs().mean(dim=-1)[c_mask])
+            r_mask = rb.range_mask.to(volume.device).reshape(-1)
+            # invalid targets may be NaN: zero them so that no NaN reaches the (masked) gradients
+            target_r = torch.where(r_mask, rb.range.to(volume).reshape(-1), 0.0)
+            hit = prep.origins + prep.directions * target_r[:, None]
+            c_mask = rb.rgb_mask.to(volume.device).reshape(-1)
+            out = self._render_prepared(volume[b:b + 1], prep, hit, False, c_mask)
+            # normalised frame: range errors in units of coord_scale (metres / 54), like the SDF
+            range_err.append((out['range'] - target_r).abs()[r_mask] * self.coord_scale)
+            surf_err.append(out['hit_sdf'].abs()[r_mask])
+            target_c = torch.where(c_mask[:, None], rb.rgb.to(volume).reshape(-1, 3), 0.0)
+            rgb_err.append((out['rgb'] - target_c).abs().mean(dim=-1)[c_mask])
         # keeps every parameter in the graph when a term has no rays (DDP needs all gradients)
         zero = volume.sum() * 0.0 + sum(p.sum() for p in self.parameters()) * 0.0
 

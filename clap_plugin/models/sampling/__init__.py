@@ -1,5 +1,6 @@
-"""Sampling: SDF mean curvature and the curvature sampler of LiDAR rays and camera pixels."""
-from .curvature_sampler import CurvatureSampler
+"""Ray selection: SDF mean curvature and the curvature ray selector of LiDAR points and camera pixels."""
+from .curvature_sampler import CurvatureRaySelector, CurvatureSampler
+from .ray_selection import PIXEL_POLICIES, RaySelection
 from .sdf_curvature import mean_curvature
 
-__all__ = ['CurvatureSampler', 'mean_curvature']
+__all__ = ['CurvatureRaySelector', 'CurvatureSampler', 'PIXEL_POLICIES', 'RaySelection', 'mean_curvature']

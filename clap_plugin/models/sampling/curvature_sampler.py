@@ -1,11 +1,16 @@
-"""Curvature sampling of LiDAR rays and camera pixels (CLAP, arXiv 2412.03059).
+"""Curvature ray selection: which LiDAR points and camera pixels get a ray (CLAP, arXiv 2412.03059).
 
 Point weights w = |kappa| + eps (normalised), kappa the mean curvature of the rendering field's SDF at
 each LiDAR point; N_L points are drawn without replacement. Each camera gets a pixel weight map: the point
 weights projected to their pixels, blurred by a Gaussian of ``gaussian_kernel_size``, mixed with a uniform
 floor; N_C pixels are drawn from it. During the first ``warmup_epochs`` epochs the draws are uniform.
+With ``pixel_policy='through_points'`` the pixels are drawn uniformly among those that LiDAR points project
+into instead (UniPAD's camera rays).
+
+This is ray *selection*; sampling distances along a ray is ``rendering.NeuSAlongRaySampler``. The class is
+registered as ``CurvatureRaySelector`` and, for existing configs and checkpoints, as ``CurvatureSampler``.
 """
-from typing import Dict, Optional, Sequence
+from typing import Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -15,12 +20,13 @@ from torch import Tensor
 
 from clap_plugin.models.geometry.projection import flat_pixel_index, project_points
 
+from .ray_selection import PIXEL_POLICIES, RaySelection
 from .sdf_curvature import ESTIMATORS, SDFFunction, mean_curvature
 
 
-@TASK_UTILS.register_module()
-class CurvatureSampler:
-    """Draw LiDAR points and camera pixels with probability increasing with the SDF curvature.
+@TASK_UTILS.register_module(name=['CurvatureRaySelector', 'CurvatureSampler'])
+class CurvatureRaySelector:
+    """Select LiDAR points and camera pixels with probability increasing with the SDF curvature.
 
     Args:
         num_lidar_rays: N_L points drawn per sample (8192).
@@ -37,13 +43,16 @@ class CurvatureSampler:
         gaussian_sigma: blur sigma in pixels (default ``gaussian_kernel_size / 6``).
         pixel_floor: share of each pixel map spread uniformly over the image (pixels without LiDAR).
         chunk_size: points per curvature pass.
+        pixel_policy: ``'weight_maps'`` (default) or ``'through_points'`` (see the module docstring).
     """
 
     def __init__(self, num_lidar_rays: int = 8192, num_pixels_per_camera: int = 1024, warmup_epochs: int = 4,
                  estimator: str = 'exact', fd_step: float = 0.06, eps: float = 1e-2,
                  num_candidates: Optional[int] = None, cell_size: float = 1.0, gaussian_kernel_size: int = 9,
                  gaussian_sigma: Optional[float] = None, pixel_floor: float = 0.1,
-                 chunk_size: int = 65536) -> None:
+                 chunk_size: int = 65536, pixel_policy: str = 'weight_maps') -> None:
+        if pixel_policy not in PIXEL_POLICIES:
+            raise ValueError(f'pixel_policy must be one of {PIXEL_POLICIES}, got {pixel_policy!r}')
         if estimator not in ESTIMATORS:
             raise ValueError(f'estimator must be one of {ESTIMATORS}, got {estimator!r}')
         if gaussian_kernel_size < 1 or gaussian_kernel_size % 2 == 0:
@@ -66,6 +75,7 @@ class CurvatureSampler:
         self.gaussian_sigma = float(gaussian_sigma) if gaussian_sigma else gaussian_kernel_size / 6.0
         self.pixel_floor = float(pixel_floor)
         self.chunk_size = int(chunk_size)
+        self.pixel_policy = pixel_policy
 
     # ------------------------------------------------------------------ curvature and point weights
     def in_warmup(self, epoch: Optional[int] = None) -> bool:
@@ -159,26 +169,51 @@ class CurvatureSampler:
         return torch.stack([u, v], dim=-1)
 
     # ------------------------------------------------------------------ all together
-    def sample(self, points: Tensor, lidar2img: Optional[Tensor] = None, img_shape: Optional[Sequence[int]] = None,
-               sdf_fn: Optional[SDFFunction] = None, epoch: Optional[int] = None,
-               generator: Optional[torch.Generator] = None) -> Dict[str, Tensor]:
-        """Draw the LiDAR points and camera pixels of one sample.
+    @staticmethod
+    def through_points_maps(lidar_pixels: Tensor, dtype: torch.dtype = torch.float32) -> Tensor:
+        """(N_cam, H, W) bool pixels that LiDAR points project into -> maps uniform over them (uniform over
+        the image for a camera that no point projects into)."""
+        hit = lidar_pixels.to(dtype)
+        maps = hit / hit.flatten(1).sum(-1).clamp(min=1.0)[:, None, None]
+        empty = hit.flatten(1).sum(-1) == 0
+        maps[empty] = 1.0 / (hit.shape[-2] * hit.shape[-1])
+        return maps
 
-        Returns:
-            dict with ``point_inds`` (N_L,), ``point_weights`` (P,), and when cameras are given
-            ``pixel_maps`` (N_cam, H, W) and ``pixels`` (N_cam, N_C, 2) as (u, v).
+    def select(self, points: Tensor, lidar2img: Optional[Tensor] = None, img_shape: Optional[Sequence[int]] = None,
+               sdf_fn: Optional[SDFFunction] = None, epoch: Optional[int] = None,
+               generator: Optional[torch.Generator] = None,
+               lidar_pixels: Optional[Tensor] = None) -> RaySelection:
+        """Select the LiDAR points and camera pixels of one sample.
+
+        Args:
+            points: (P, 3) LiDAR-frame points.
+            lidar2img: (N_cam, 4, 4) projections to the pixels of ``img_shape`` (None: no camera rays).
+            img_shape: (H, W), required with ``lidar2img``.
+            sdf_fn: the field's SDF for the curvature (None: uniform).
+            epoch: epoch for the warm-up (default: the message hub's).
+            generator: random generator of the draws.
+            lidar_pixels: (N_cam, H, W) bool, pixels that the points project into; required by the
+                ``'through_points'`` policy.
         """
         weights = self.point_weights(points, sdf_fn, epoch, generator)
-        out = dict(point_weights=weights, point_inds=self.draw(weights, self.num_lidar_rays, generator))
-        if lidar2img is not None:
-            if img_shape is None:
-                raise ValueError('img_shape (H, W) is required with lidar2img')
-            if sdf_fn is None or self.in_warmup(epoch):
-                h, w = int(img_shape[0]), int(img_shape[1])
-                maps = torch.full((lidar2img.shape[0], h, w), 1.0 / (h * w), dtype=points.dtype,
-                                  device=points.device)
-            else:
-                maps = self.pixel_weight_maps(points[:, :3], weights, lidar2img, img_shape)
-            out['pixel_maps'] = maps
-            out['pixels'] = self.draw_pixels(maps, self.num_pixels_per_camera, generator)
-        return out
+        sel = RaySelection(point_inds=self.draw(weights, self.num_lidar_rays, generator), point_weights=weights)
+        if lidar2img is None:
+            return sel
+        if img_shape is None:
+            raise ValueError('img_shape (H, W) is required with lidar2img')
+        h, w = int(img_shape[0]), int(img_shape[1])
+        if self.pixel_policy == 'through_points':
+            if lidar_pixels is None:
+                raise ValueError("pixel_policy='through_points' needs lidar_pixels (N_cam, H, W)")
+            maps = self.through_points_maps(lidar_pixels, points.dtype)
+        elif sdf_fn is None or self.in_warmup(epoch):
+            maps = torch.full((lidar2img.shape[0], h, w), 1.0 / (h * w), dtype=points.dtype, device=points.device)
+        else:
+            maps = self.pixel_weight_maps(points[:, :3], weights, lidar2img, img_shape)
+        sel.pixel_maps = maps
+        sel.pixels = self.draw_pixels(maps, self.num_pixels_per_camera, generator)
+        return sel
+
+
+# the registered name of existing configs and checkpoints (``type='CurvatureSampler'``)
+CurvatureSampler = CurvatureRaySelector

@@ -24,13 +24,13 @@ def test_table3_configs_hold_their_settings():
     curv = Config.fromfile(osp.join(ABL, 'clap_ablation_joint-curvature_nus.py')).model
     lid = Config.fromfile(osp.join(ABL, 'unipad_lidar_pretrain_nus.py')).model
     cam = Config.fromfile(osp.join(ABL, 'unipad_camera_pretrain_nus.py')).model
-    assert full.prototype_loss.num_prototypes == 512 and full.ray_sampler.warmup_epochs == 4
-    assert full.ray_sampler.num_lidar_rays == 8192 and full.ray_sampler.num_pixels_per_camera == 1024
-    assert uni.prototype_loss is None and uni.ray_sampler.warmup_epochs > 10**6
-    assert curv.prototype_loss is None and curv.ray_sampler.warmup_epochs == 4
+    assert full.prototype_loss.num_prototypes == 512 and full.ray_selector.warmup_epochs == 4
+    assert full.ray_selector.num_lidar_rays == 8192 and full.ray_selector.num_pixels_per_camera == 1024
+    assert uni.prototype_loss is None and uni.ray_selector.warmup_epochs > 10**6
+    assert curv.prototype_loss is None and curv.ray_selector.warmup_epochs == 4
     assert lid.img_backbone is None and not lid.render_camera and lid.lidar_mask_ratio == 0.8
-    assert cam.pts_middle_encoder is None and not cam.render_lidar and cam.pixels_through_points
-    assert cam.ray_sampler.num_pixels_per_camera == 512 and cam.camera_mask_ratio == 0.3
+    assert cam.pts_middle_encoder is None and not cam.render_lidar and cam.ray_selector.pixel_policy == 'through_points'
+    assert cam.ray_selector.num_pixels_per_camera == 512 and cam.camera_mask_ratio == 0.3
     assert cam.rendering_head.loss_range_weight == 10.0 and cam.rendering_head.loss_rgb_weight == 10.0
 
 
@@ -65,10 +65,10 @@ def test_unipad_camera_half_casts_rays_through_projected_points(tiny_batch):
     # every camera ray goes through a pixel where a LiDAR point projects, so every one has a range target
     inputs, samples = data['inputs'], data['data_samples']
     cams = model.camera_matrices([s.metainfo for s in samples], inputs['imgs'].shape[1], inputs['imgs'])
-    rays, _ = model.build_rays(inputs['points'][0], model.raw_images(inputs['imgs']), cams, 0,
+    rays, _ = model.build_rays(inputs['points'][0], inputs['raw_imgs'], cams, 0,
                                torch.zeros(1, 16, 5, 8, 8))
-    assert rays['origins'].shape[0] == 6 * model.ray_sampler.num_pixels_per_camera
-    assert bool(rays['range_mask'].all())
+    assert rays.origins.shape[0] == 6 * model.ray_selector.num_pixels_per_camera
+    assert bool(rays.range_mask.all())
 
 
 def test_unipad_lidar_half_renders_depth_only(tiny_batch):
@@ -122,7 +122,7 @@ def test_rendering_stays_fp32_under_autocast(tiny_batch):
     cams = model.camera_matrices([s.metainfo for s in samples], inputs['imgs'].shape[1], inputs['imgs'])
     volume = torch.randn(1, 16, 5, 90, 90).to(torch.bfloat16).requires_grad_()
     with torch.autocast('cpu', dtype=torch.bfloat16):
-        losses, _ = model.render_losses(volume, inputs['points'], model.raw_images(inputs['imgs']), cams)
+        losses, _ = model.render_losses(volume, inputs['points'], inputs['raw_imgs'], cams)
     assert seen == dict(dtype=torch.float32, autocast=False)
     assert losses['loss_range'].dtype == torch.float32 and torch.isfinite(losses['loss_range'])
     losses['loss_range'].backward()

@@ -10,6 +10,7 @@ from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
 from mmengine.logging import MessageHub
 
+from clap_plugin.models.rendering import RayBatch
 from tests.helpers.paths import REPO
 
 ROOT = REPO
@@ -78,7 +79,8 @@ def _check_gradient_reach(cfg, dataset):
     # the sharpness of the NeuS field learns from the range term
     model.zero_grad(set_to_none=True)
     model.loss(data['inputs'], data['data_samples'])['loss_range'].backward()
-    assert model.rendering_head.sharpness_v.grad is not None and model.rendering_head.sharpness_v.grad.abs() > 0
+    grad = model.rendering_head.field.sharpness_v.grad
+    assert grad is not None and grad.abs() > 0
 
 
 def test_prototype_cells_carry_lidar_features(tiny, monkeypatch):
@@ -112,11 +114,11 @@ def test_loss_units_are_the_normalised_frame(tiny):
     cfg, _ = tiny
     head = MODELS.build(cfg.model.rendering_head)
     head.eval()
-    vol = torch.zeros(1, head.mlps.geo[0].in_features - 3, 2, 4, 4)
-    rays = dict(origins=torch.zeros(1, 3), directions=torch.tensor([[1.0, 0.0, 0.0]]))
+    vol = torch.zeros(1, head.field.geo[0].in_features - 3, 2, 4, 4)
+    rays = RayBatch.create(torch.zeros(1, 3), torch.tensor([[1.0, 0.0, 0.0]]))
     rendered = float(head.render(vol[0], rays)['range'][0])
     target = rendered + 5.4
-    losses = head.loss(vol, [dict(rays, range=torch.tensor([target]))])
+    losses = head.loss(vol, [RayBatch.create(rays.origins, rays.directions, range=torch.tensor([target]))])
     assert losses['loss_range'].item() == pytest.approx(head.loss_range_weight * 5.4 * head.coord_scale, rel=1e-4)
 
 
@@ -125,7 +127,7 @@ def test_sharpness_moves_ten_times_faster_in_log_space(tiny):
     head = MODELS.build(cfg.model.rendering_head)
     h0 = float(head.sharpness)
     with torch.no_grad():
-        head.sharpness_v += 0.01  # one AdamW step of lr 1e-2
+        head.field.sharpness_v += 0.01  # one AdamW step of lr 1e-2
     assert float(head.sharpness) / h0 == pytest.approx(np.exp(0.1), rel=1e-5)
 
 
@@ -133,18 +135,18 @@ def test_augmentation_borders_and_sky_are_never_rgb_targets(tiny):
     cfg, dataset = tiny
     from clap_plugin.models.pretrain.clap_pretrainer import pixels_inside_original
     model, data = _model_and_data(cfg, dataset, idx=1)
-    model.ray_sampler.num_pixels_per_camera = 6000  # of 128 x 352: the rotated corners are drawn too
+    model.ray_selector.num_pixels_per_camera = 6000  # of 128 x 352: the rotated corners are drawn too
     inputs, samples = data['inputs'], data['data_samples']
     metas = [s.metainfo for s in samples]
     imgs = inputs['imgs']
     cams = model.camera_matrices(metas, imgs.shape[1], imgs)
-    raw = model.raw_images(imgs)
+    raw = inputs['raw_imgs']
     volume = torch.zeros(1, model.volume_lifter.volume_channels, model.volume_lifter.num_z, 8, 8)
     ori_hw = model._ori_hw(metas[0])
     rays, info = model.build_rays(inputs['points'][0], raw, cams, 0, volume, ori_hw)
-    n_l = info['point_inds'].numel()
-    pixels = info['pixels']
-    mask = rays['rgb_mask'][n_l:].view(pixels.shape[:2])
+    n_l = info.selection.point_inds.numel()
+    pixels = info.selection.pixels
+    mask = rays.rgb_mask[n_l:].view(pixels.shape[:2])
     # the naive reference: map every drawn pixel back through the inverse augmentation
     aug = torch.as_tensor(np.asarray(metas[0]['img_aug_matrix']), dtype=torch.float64)
     a_inv = torch.inverse(aug[:, :2, :2])
@@ -154,12 +156,12 @@ def test_augmentation_borders_and_sky_are_never_rgb_targets(tiny):
     assert outside.sum() > 0, 'the test needs border pixels: raise the rotation or the pixel count'
     assert not mask[outside].any(), 'a pixel filled by the augmentation is an RGB target'
     # real pixels with a LiDAR return are targets
-    has_range = rays['range_mask'][n_l:].view(pixels.shape[:2])
+    has_range = rays.range_mask[n_l:].view(pixels.shape[:2])
     inside = pixels_inside_original(pixels, cams['img_aug_matrix'][0], ori_hw)
     assert mask[inside & has_range].all()
     # sky: no LiDAR return and leaving the box through its top face -> no RGB target
-    origins = rays['origins'][n_l:]
-    dirs = rays['directions'][n_l:]
+    origins = rays.origins[n_l:]
+    dirs = rays.directions[n_l:]
     pcr = model.point_cloud_range
     t_top = (pcr[5] - origins[:, 2]) / dirs[:, 2].clamp(min=1e-9)
     exit_top = (dirs[:, 2] > 0)
@@ -167,7 +169,7 @@ def test_augmentation_borders_and_sky_are_never_rgb_targets(tiny):
         t_side = torch.where(dirs[:, axis] > 0, (pcr[3 + axis] - origins[:, axis]) / dirs[:, axis].clamp(min=1e-9),
                              (pcr[axis] - origins[:, axis]) / dirs[:, axis].clamp(max=-1e-9))
         exit_top &= t_top < t_side
-    sky = (exit_top & ~rays['range_mask'][n_l:]).view(pixels.shape[:2])
+    sky = (exit_top & ~rays.range_mask[n_l:]).view(pixels.shape[:2])
     assert sky.sum() > 0 and not mask[sky].any()
     # the naive zero-fill check: every target pixel of the raw image is not a black fill
     assert mask.float().mean() > 0.3
@@ -179,10 +181,10 @@ def test_geometry_only_rays_render_the_same_range(tiny):
     torch.manual_seed(0)
     head = MODELS.build(cfg.model.rendering_head)
     head.eval()
-    c = head.mlps.geo[0].in_features - 3
+    c = head.field.geo[0].in_features - 3
     vol = torch.randn(c, 5, 6, 6)
     g = torch.Generator().manual_seed(0)
-    rays = dict(origins=torch.randn(40, 3, generator=g), directions=torch.randn(40, 3, generator=g))
+    rays = RayBatch.create(torch.randn(40, 3, generator=g), torch.randn(40, 3, generator=g))
     full = head.render(vol, rays)
     mask = torch.arange(40) % 3 == 0
     split = head.render(vol, rays, color_mask=mask)

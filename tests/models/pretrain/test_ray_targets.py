@@ -25,7 +25,7 @@ def batch_and_model(synthetic_nus):
     dataset = DATASETS.build(ds_cfg)
     item = dataset[0]
     model = MODELS.build(cfg.model)
-    model.ray_sampler.num_pixels_per_camera = 400  # enough pixels with a LiDAR point under them
+    model.ray_selector.num_pixels_per_camera = 400  # enough pixels with a LiDAR point under them
     model.train()
     data = model.data_preprocessor(pseudo_collate([item]), training=True)
     return dataset, item, model, data
@@ -36,7 +36,7 @@ def _rays(model, data):
     metas = [s.metainfo for s in samples]
     imgs = inputs['imgs']
     cams = model.camera_matrices(metas, imgs.shape[1], imgs)
-    raw = model.raw_images(imgs)
+    raw = inputs['raw_imgs']
     bev_shape = (1, model.volume_lifter.volume_channels, model.volume_lifter.num_z, 8, 8)
     volume = torch.zeros(bev_shape)
     rays, info = model.build_rays(inputs['points'][0], raw, cams, 0, volume)
@@ -46,14 +46,14 @@ def _rays(model, data):
 def test_lidar_ray_range_is_the_point_distance(batch_and_model):
     _, _, model, data = batch_and_model
     rays, info, cams, _, _ = _rays(model, data)
-    n_l = model.ray_sampler.num_lidar_rays
+    n_l = model.ray_selector.num_lidar_rays
     origin = cams['lidar_aug_matrix'][0][:3, 3]
-    pts = info['points'][info['point_inds']]
-    assert torch.allclose(rays['origins'][:n_l], origin.expand(n_l, 3))
-    assert torch.allclose(rays['range'][:n_l], (pts - origin).norm(dim=1), atol=1e-5)
-    end = rays['origins'][:n_l] + rays['range'][:n_l, None] * rays['directions'][:n_l]
+    pts = info.points[info.selection.point_inds]
+    assert torch.allclose(rays.origins[:n_l], origin.expand(n_l, 3))
+    assert torch.allclose(rays.range[:n_l], (pts - origin).norm(dim=1), atol=1e-5)
+    end = rays.origins[:n_l] + rays.range[:n_l, None] * rays.directions[:n_l]
     assert torch.allclose(end, pts, atol=1e-4)
-    assert not rays['rgb_mask'][:n_l].any() and rays['range_mask'][:n_l].all()
+    assert not rays.rgb_mask[:n_l].any() and rays.range_mask[:n_l].all()
     # the origin is the LiDAR sensor moved by the global augmentation
     aug = np.asarray(data['data_samples'][0].metainfo['lidar_aug_matrix'])
     assert np.allclose(origin.numpy(), aug[:3, 3], atol=1e-5)
@@ -62,13 +62,13 @@ def test_lidar_ray_range_is_the_point_distance(batch_and_model):
 def test_camera_ray_rgb_is_the_augmented_image_pixel(batch_and_model):
     dataset, item, model, data = batch_and_model
     rays, info, cams, raw, metas = _rays(model, data)
-    n_l = model.ray_sampler.num_lidar_rays
-    pixels = info['pixels']  # (N_cam, R, 2)
+    n_l = model.ray_selector.num_lidar_rays
+    pixels = info.selection.pixels  # (N_cam, R, 2)
     n_cam, r, _ = pixels.shape
-    rgb = rays['rgb'][n_l:].reshape(n_cam, r, 3)
+    rgb = rays.rgb[n_l:].reshape(n_cam, r, 3)
     # without ori_hw every pixel counts as real; only sky rays (no LiDAR return, going up) lose their target
-    dropped = ~rays['rgb_mask'][n_l:]
-    assert not rays['range_mask'][n_l:][dropped].any() and (rays['directions'][n_l:][dropped, 2] > 0).all()
+    dropped = ~rays.rgb_mask[n_l:]
+    assert not rays.range_mask[n_l:][dropped].any() and (rays.directions[n_l:][dropped, 2] > 0).all()
     assert dropped.float().mean() < 0.5
     info_raw = dataset.get_data_info(0)
     img_aug = np.asarray(metas[0]['img_aug_matrix'])
@@ -92,19 +92,19 @@ def test_camera_ray_rgb_is_the_augmented_image_pixel(batch_and_model):
 def test_camera_ray_range_hits_the_lidar_point_seen_in_that_pixel(batch_and_model):
     _, _, model, data = batch_and_model
     rays, info, cams, _, _ = _rays(model, data)
-    n_l = model.ray_sampler.num_lidar_rays
-    cam = {k: v[n_l:] for k, v in rays.items()}
-    sel = cam['range_mask']
+    n_l = model.ray_selector.num_lidar_rays
+    cam = rays[n_l:]
+    sel = cam.range_mask
     assert int(sel.sum()) > 50
-    ends = cam['origins'][sel] + cam['range'][sel, None] * cam['directions'][sel]
-    d = torch.cdist(ends, info['points']).min(dim=1).values
+    ends = cam.origins[sel] + cam.range[sel, None] * cam.directions[sel]
+    d = torch.cdist(ends, info.points).min(dim=1).values
     # a pixel spans a few centimetres at these ranges: the ray end lies next to the point seen there
-    assert float((d < 0.05 * cam['range'][sel] + 0.1).float().mean()) > 0.95
+    assert float((d < 0.05 * cam.range[sel] + 0.1).float().mean()) > 0.95
     # and it projects back onto the pixel the ray was cast through
-    proj = info['proj']
-    n_cam, r, _ = info['pixels'].shape
+    proj = info.proj
+    n_cam, r, _ = info.selection.pixels.shape
     cam_idx = torch.arange(n_cam).repeat_interleave(r)[sel]
     hom = torch.cat([ends, torch.ones_like(ends[:, :1])], 1)
     p = torch.einsum('nij,nj->ni', proj[cam_idx], hom)
     uv = p[:, :2] / p[:, 2:3]
-    assert torch.allclose(uv, info['pixels'].reshape(-1, 2)[sel], atol=1e-2)
+    assert torch.allclose(uv, info.selection.pixels.reshape(-1, 2)[sel], atol=1e-2)

@@ -5,7 +5,7 @@ import torch.nn.functional as F
 from mmdet3d.registry import MODELS
 
 import clap_plugin  # noqa: F401  (registers the modules)
-from clap_plugin.models.rendering import render_rays, trilinear_interpolate
+from clap_plugin.models.rendering import NeuSAlongRaySampler, RayBatch, neus_alpha, render_rays, trilinear_interpolate
 
 pytestmark = pytest.mark.usefixtures('mmdet3d_default_scope')  # build in the mmdet3d registry scope
 
@@ -14,7 +14,9 @@ SCALE = 1.0 / 54
 
 
 class PlaneField:
-    """SDF of the plane {p : n.p = d} (positive on the origin's side), constant colour."""
+    """SDF of the plane {p : n.p = d} (positive on the origin's side), constant colour, NeuS opacities of
+    sharpness ``sharpness``."""
+    sharpness = 3000.0
 
     def __init__(self, normal, dist, color=(0.2, 0.5, 0.7)):
         self.n = F.normalize(torch.as_tensor(normal, dtype=torch.float64), dim=0)
@@ -23,6 +25,12 @@ class PlaneField:
 
     def query(self, p):
         return (self.d - p @ self.n) * SCALE, p[:, :1] * 0
+
+    def sdf(self, p):
+        return self.query(p)[0]
+
+    def alpha(self, sdf):
+        return neus_alpha(sdf, self.sharpness)
 
     def color(self, p, v, f, n):
         return self.c.expand(p.shape[0], 3)
@@ -46,9 +54,9 @@ def _rays(dirs):
 
 def _render(field, o, d, far=80.0, perturb=False, sharpness=3000.0):
     n = o.shape[0]
+    field.sharpness = torch.tensor(sharpness, dtype=o.dtype)
     return render_rays(field, o, d, torch.full((n, ), 1.0, dtype=o.dtype), torch.full((n, ), far, dtype=o.dtype),
-                       torch.tensor(sharpness, dtype=o.dtype), num_stratified=72, num_importance=24,
-                       perturb=perturb)
+                       NeuSAlongRaySampler(num_stratified=72, num_importance=24), perturb=perturb)
 
 
 @pytest.mark.parametrize('perturb', [False, True])
@@ -102,8 +110,7 @@ def _ray_batch(n, gen):
     rng = 2.0 + 4.0 * torch.rand(n, generator=gen, dtype=torch.float64)
     mask = torch.rand(n, generator=gen) > 0.3
     rng[~mask] = float('nan')  # rays without a LiDAR return: masked, NaN must not leak into the loss
-    return dict(origins=o, directions=d, range=rng, range_mask=mask,
-                rgb=torch.rand(n, 3, generator=gen, dtype=torch.float64))
+    return RayBatch.create(o, d, range=rng, range_mask=mask, rgb=torch.rand(n, 3, generator=gen, dtype=torch.float64))
 
 
 def test_head_weights_nonnegative_and_sum_at_most_one():

@@ -122,19 +122,19 @@ def test_warmup_gives_uniform_draws():
     pts, sdf = _scene(gen)
     sampler = CurvatureSampler(num_lidar_rays=500, num_pixels_per_camera=64, warmup_epochs=4)
     lidar2img = torch.eye(4, dtype=torch.float64)[None].repeat(2, 1, 1)
-    out = sampler.sample(pts, lidar2img, (20, 30), sdf_fn=sdf, epoch=3, generator=gen)
-    assert torch.allclose(out['point_weights'], torch.full((20000, ), 1 / 20000, dtype=torch.float64))
-    assert torch.allclose(out['pixel_maps'], torch.full((2, 20, 30), 1 / 600, dtype=torch.float64))
-    assert out['point_inds'].unique().numel() == 500
-    assert out['pixels'].shape == (2, 64, 2)
+    out = sampler.select(pts, lidar2img, (20, 30), sdf_fn=sdf, epoch=3, generator=gen)
+    assert torch.allclose(out.point_weights, torch.full((20000, ), 1 / 20000, dtype=torch.float64))
+    assert torch.allclose(out.pixel_maps, torch.full((2, 20, 30), 1 / 600, dtype=torch.float64))
+    assert out.point_inds.unique().numel() == 500
+    assert out.pixels.shape == (2, 64, 2)
     # the epoch comes from the message hub when not given
     hub = MessageHub.get_current_instance()
     hub.update_info('epoch', 1)
     assert sampler.in_warmup()
     hub.update_info('epoch', 4)
     assert not sampler.in_warmup()
-    after = sampler.sample(pts, lidar2img, (20, 30), sdf_fn=sdf, generator=gen)
-    assert not torch.allclose(after['point_weights'], out['point_weights'])
+    after = sampler.select(pts, lidar2img, (20, 30), sdf_fn=sdf, generator=gen)
+    assert not torch.allclose(after.point_weights, out.point_weights)
     hub.update_info('epoch', 0)
 
 
