@@ -1,2 +1,2 @@
 """Models: rendering head, curvature sampler, prototype losses, BEVFusion encoders."""
-from . import bevfusion, pretrain, prototypes, rendering, sampling  # noqa: F401
+from . import bevfusion, pretrain, prototypes, ray_selection, rendering  # noqa: F401

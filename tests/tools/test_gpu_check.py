@@ -46,7 +46,7 @@ def test_core_modules_run_without_mmcv_ops_spconv_or_mmdet3d(tmp_path):
                           capture_output=True, text=True, cwd=REPO, env=_env(), timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "LOADED [] CORE" in proc.stdout  # none of the blocked packages got in
-    for mod in ('clap_plugin.models.rendering', 'clap_plugin.models.sampling', 'clap_plugin.models.prototypes'):
+    for mod in ('clap_plugin.models.rendering', 'clap_plugin.models.ray_selection', 'clap_plugin.models.prototypes'):
         assert f"'{mod}'" in proc.stdout
     assert "'clap_plugin.models.bevfusion'" not in proc.stdout
     text = out.read_text()

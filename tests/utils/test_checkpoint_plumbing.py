@@ -64,7 +64,6 @@ def halves(tmp_path_factory):
 
 def test_merge_keeps_metadata_and_every_tensor_arrives_unchanged(halves, tmp_path):
     from clap_plugin.apis import merge_pretrained
-
     from clap_plugin.utils.state_dicts import compare_loaded, load_state_dict
     cfg, lidar, camera, lidar_state, camera_state = halves
     out = str(tmp_path / 'merged.pth')

@@ -79,7 +79,7 @@ def load_core() -> Dict[str, object]:
     if 'clap_plugin.models' not in sys.modules:
         _stub_package('clap_plugin.models', osp.join(REPO, 'clap_plugin', 'models'))
     rendering = importlib.import_module('clap_plugin.models.rendering')
-    sampling = importlib.import_module('clap_plugin.models.sampling')
+    sampling = importlib.import_module('clap_plugin.models.ray_selection')
     prototypes = importlib.import_module('clap_plugin.models.prototypes')
     return dict(MODELS=models, TASK_UTILS=task_utils, rendering=rendering, sampling=sampling,
                 prototypes=prototypes, registry_stand_in=stand_in)

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from mmdet3d.registry import MODELS
 
 import clap_plugin  # noqa: F401
-from clap_plugin.models.sampling import CurvatureSampler
+from clap_plugin.models.ray_selection import CurvatureSampler
 
 
 def _status_kib(key: str) -> int:

@@ -4,7 +4,7 @@ from typing import Optional
 
 from torch import Tensor
 
-from ..sampling.ray_selection import RaySelection
+from ..ray_selection.selection import RaySelection
 
 
 @dataclass

@@ -20,8 +20,8 @@ from torch import Tensor
 
 from clap_plugin.models.geometry.projection import flat_pixel_index, project_points
 
-from .ray_selection import PIXEL_POLICIES, RaySelection
 from .sdf_curvature import ESTIMATORS, SDFFunction, mean_curvature
+from .selection import PIXEL_POLICIES, RaySelection
 
 
 @TASK_UTILS.register_module(name=['CurvatureRaySelector', 'CurvatureSampler'])

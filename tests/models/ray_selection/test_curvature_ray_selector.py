@@ -8,8 +8,8 @@ from mmdet3d.registry import TASK_UTILS
 from mmengine.logging import MessageHub
 
 import clap_plugin  # noqa: F401
+from clap_plugin.models.ray_selection import CurvatureSampler, mean_curvature
 from clap_plugin.models.rendering import CLAPRenderingHead
-from clap_plugin.models.sampling import CurvatureSampler, mean_curvature
 
 pytestmark = pytest.mark.usefixtures('mmdet3d_default_scope')  # build in the mmdet3d registry scope
 

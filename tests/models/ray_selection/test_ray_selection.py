@@ -4,7 +4,7 @@ import torch
 from mmdet3d.registry import TASK_UTILS
 
 import clap_plugin  # noqa: F401
-from clap_plugin.models.sampling import CurvatureRaySelector, RaySelection
+from clap_plugin.models.ray_selection import CurvatureRaySelector, RaySelection
 
 
 def test_through_points_policy_draws_only_pixels_that_points_project_into():
