@@ -99,7 +99,7 @@ def recomputed_state(src: str, config: str, data_root: Optional[str], num_batche
     if data_root:
         ds_cfg.data_root = data_root.rstrip('/') + '/'
     dataset = DATASETS.build(ds_cfg)
-    n = min(num_batches, len(dataset))
+    n = len(dataset) if num_batches <= 0 else min(num_batches, len(dataset))
 
     def forward(i):
         data = model.data_preprocessor(pseudo_collate([dataset[i]]), training=True)
@@ -183,7 +183,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                         'drop, or keep as pre-trained (default without --config)')
     parser.add_argument('--config', help='pre-training config, for --bn-stats recompute')
     parser.add_argument('--data-root', help='data root of that config (default: the config\'s)')
-    parser.add_argument('--bn-batches', type=int, default=64, help='samples for --bn-stats recompute')
+    parser.add_argument('--bn-batches', type=int, default=64,
+                        help='samples for --bn-stats recompute (0: the whole training set)')
     parser.add_argument('--trained-modules', help='comma-separated encoder submodules to export (overrides the '
                         "method's declaration in the checkpoint's config)")
     parser.add_argument('--all-modules', action='store_true',

@@ -166,18 +166,12 @@ def run_pretrain(job: Job, setting: Setting, paths: RunPaths, log: str, data: Di
     losses = [{k: v for k, v in r.items() if k.startswith('loss')} for r in rows if 'loss' in r]
     out = paths.encoders(stage.name)
     os.makedirs(osp.dirname(out), exist_ok=True)
-    n_train = _num_samples(osp.join(data['data_root'], 'nuscenes_infos_train.pkl'))
+    # BN statistics re-estimated on every training sample (--bn-batches 0)
     run_tool(['tools/export_pretrained.py', ckpt, out, '--bn-stats', 'recompute', '--config',
-              stage_config(job, paths), '--data-root', data['data_root'], '--bn-batches', n_train], log)
+              stage_config(job, paths), '--data-root', data['data_root'], '--bn-batches', '0'], log)
     return dict(arm=job.arm, stage=stage.name, config=stage.config, checkpoint=ckpt, encoders=out,
                 pretrain_seconds=seconds, seconds=time.time() - t0, **train_timing(rows),
                 first_losses=losses[0] if losses else {}, last_losses=losses[-1] if losses else {})
-
-
-def _num_samples(info_path: str) -> int:
-    import pickle
-    with open(info_path, 'rb') as f:
-        return len(pickle.load(f)['data_list'])
 
 
 def run_merge(job: Job, setting: Setting, paths: RunPaths, log: str) -> Dict:
