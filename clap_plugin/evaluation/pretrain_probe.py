@@ -28,13 +28,17 @@ GEOMETRY_AUGMENTATIONS = ('CLAPGlobalRotScaleTrans', 'CLAPBEVFlip3D', 'GlobalRot
 
 
 def probe_pipeline(train_pipeline: Sequence[dict]) -> List[dict]:
-    """The pre-training pipeline without geometric augmentation and with a deterministic image resize."""
+    """The pre-training pipeline without geometric augmentation, with a deterministic image resize and the
+    nearest LiDAR sweeps (``test_mode``; in training mode mmdet3d draws the sweeps at random when a sample has
+    more than ``sweeps_num``), so that the figures of a checkpoint do not change from run to run."""
     out = []
     for t in copy.deepcopy(list(train_pipeline)):
         if t['type'] in GEOMETRY_AUGMENTATIONS:
             continue
         if t['type'] == 'CLAPImageAug3D':
             t.update(is_train=False, rand_flip=False, rot_lim=[0.0, 0.0])
+        if t['type'] == 'LoadPointsFromMultiSweeps':
+            t.update(test_mode=True)
         out.append(t)
     return out
 

@@ -15,9 +15,28 @@ from clap_plugin.evaluation.pretrain_probe import (
     boxes_of_info,
     linear_probe_ap,
     points_in_boxes,
+    probe_pipeline,
 )
 
 ROOT = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))
+
+
+def test_probe_pipeline_is_deterministic_on_a_sample_with_more_sweeps_than_it_loads(synthetic_nus):
+    """Without test_mode mmdet3d's sweep loader draws sweeps at random; the probe must load the nearest ones."""
+    from mmdet3d.registry import DATASETS
+    from mmengine.config import Config
+    cfg = Config.fromfile(osp.join(ROOT, 'configs', 'clap_pretrain_nus_cpu-tiny.py'))
+    pipeline = probe_pipeline(cfg.train_dataloader.dataset.pipeline)
+    types = [t['type'] for t in pipeline]
+    assert 'CLAPGlobalRotScaleTrans' not in types and 'CLAPBEVFlip3D' not in types
+    sweeps = next(t for t in pipeline if t['type'] == 'LoadPointsFromMultiSweeps')
+    assert sweeps['test_mode'] is True
+    sweeps['sweeps_num'] = 1  # the synthetic samples record 2 sweeps: a random loader would pick either
+    ds_cfg = dict(cfg.train_dataloader.dataset, data_root=synthetic_nus + '/', pipeline=pipeline, test_mode=True)
+    ds = DATASETS.build(ds_cfg)
+    idx = next(i for i in range(len(ds)) if len(ds.get_data_info(i).get('lidar_sweeps', [])) > 1)
+    first = [ds[idx]['inputs']['points'].clone() for _ in range(8)]
+    assert all(torch.equal(first[0], p) for p in first[1:])
 
 
 def test_points_in_boxes_reproduces_num_lidar_pts(synthetic_nus):
