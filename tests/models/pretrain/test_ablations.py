@@ -4,18 +4,18 @@ import os.path as osp
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 import torch
-from mmdet3d.registry import DATASETS, MODELS
+from mmdet3d.registry import MODELS
 from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
 
 from tests.helpers.paths import REPO
+from tests.helpers.pretrain import TINY_PRETRAIN, tiny_pretrain_setup
 
 ROOT = REPO
 ABL = osp.join(ROOT, 'configs', 'ablations')
-TINY = osp.join(ROOT, 'configs', 'clap_pretrain_nus_cpu-tiny.py')
+TINY = TINY_PRETRAIN
 
 
 def test_table3_configs_hold_their_settings():
@@ -36,12 +36,8 @@ def test_table3_configs_hold_their_settings():
 
 @pytest.fixture(scope='module')
 def tiny_batch(synthetic_nus):
-    torch.manual_seed(0)
-    np.random.seed(0)
-    cfg = Config.fromfile(TINY)
-    cfg.train_dataloader.dataset.data_root = synthetic_nus
-    item = DATASETS.build(cfg.train_dataloader.dataset)[0]
-    return cfg, item
+    cfg, dataset = tiny_pretrain_setup(synthetic_nus)
+    return cfg, dataset[0]
 
 
 def _loss(cfg_model, item):

@@ -1,31 +1,25 @@
 """Every CLAP loss term teaches what it should: gradient reach per term, informative prototype cells, real-pixel
 RGB targets, and the loss units and parameterisations that keep the paper's weights meaningful."""
-import os.path as osp
 
 import numpy as np
 import pytest
 import torch
-from mmdet3d.registry import DATASETS, MODELS
-from mmengine.config import Config
+from mmdet3d.registry import MODELS
 from mmengine.dataset import pseudo_collate
 from mmengine.logging import MessageHub
 
 from clap_plugin.models.rendering import RayBatch
 from tests.helpers.paths import REPO
+from tests.helpers.pretrain import TINY_PRETRAIN, tiny_pretrain_setup
 
 ROOT = REPO
-TINY = osp.join(ROOT, 'configs', 'clap_pretrain_nus_cpu-tiny.py')
+TINY = TINY_PRETRAIN
 TERMS = ('loss_range', 'loss_surface', 'loss_rgb', 'loss_swap', 'loss_em', 'loss_gram')
 
 
 @pytest.fixture(scope='module')
 def tiny(synthetic_nus):
-    torch.manual_seed(0)
-    np.random.seed(0)
-    cfg = Config.fromfile(TINY)
-    cfg.train_dataloader.dataset.data_root = synthetic_nus
-    dataset = DATASETS.build(cfg.train_dataloader.dataset)
-    return cfg, dataset
+    return tiny_pretrain_setup(synthetic_nus)
 
 
 def _model_and_data(cfg, dataset, idx=0, seed=0):

@@ -1,28 +1,22 @@
 """Ray targets agree with the data, in the augmented frames."""
-import os.path as osp
 
 import cv2
 import numpy as np
 import pytest
 import torch
-from mmdet3d.registry import DATASETS, MODELS
-from mmengine.config import Config
+from mmdet3d.registry import MODELS
 from mmengine.dataset import pseudo_collate
 
 from tests.helpers.paths import REPO
+from tests.helpers.pretrain import TINY_PRETRAIN, tiny_pretrain_setup
 
 ROOT = REPO
-TINY = osp.join(ROOT, 'configs', 'clap_pretrain_nus_cpu-tiny.py')
+TINY = TINY_PRETRAIN
 
 
 @pytest.fixture(scope='module')
 def batch_and_model(synthetic_nus):
-    torch.manual_seed(0)
-    np.random.seed(0)
-    cfg = Config.fromfile(TINY)
-    ds_cfg = cfg.train_dataloader.dataset
-    ds_cfg.data_root = synthetic_nus
-    dataset = DATASETS.build(ds_cfg)
+    cfg, dataset = tiny_pretrain_setup(synthetic_nus)
     item = dataset[0]
     model = MODELS.build(cfg.model)
     model.ray_selector.num_pixels_per_camera = 400  # enough pixels with a LiDAR point under them

@@ -1,29 +1,23 @@
 """The pre-trainer's typed visuals, the labelled figures written from them, and the raw images of the batch."""
-import os.path as osp
 
 import cv2
-import numpy as np
 import pytest
 import torch
-from mmdet3d.registry import DATASETS, MODELS
-from mmengine.config import Config
+from mmdet3d.registry import MODELS
 from mmengine.dataset import pseudo_collate
 
 from clap_plugin.models.pretrain import CLAPPretrainDataPreprocessor, PretrainVisuals
 from clap_plugin.visualization import METRIC_PANELS, PANEL_TITLES, metric_history_figure, pretrain_figure, save_figure
 from tests.helpers.paths import REPO
+from tests.helpers.pretrain import TINY_PRETRAIN, tiny_pretrain_setup
 
 ROOT = REPO
-TINY = osp.join(ROOT, 'configs', 'clap_pretrain_nus_cpu-tiny.py')
+TINY = TINY_PRETRAIN
 
 
 @pytest.fixture(scope='module')
 def model_and_data(synthetic_nus):
-    torch.manual_seed(0)
-    np.random.seed(0)
-    cfg = Config.fromfile(TINY)
-    cfg.train_dataloader.dataset.data_root = synthetic_nus
-    dataset = DATASETS.build(cfg.train_dataloader.dataset)
+    cfg, dataset = tiny_pretrain_setup(synthetic_nus)
     model = MODELS.build(cfg.model)
     model.train()
     data = model.data_preprocessor(pseudo_collate([dataset[0]]), training=True)
