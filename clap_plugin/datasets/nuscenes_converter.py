@@ -142,7 +142,7 @@ def create_nuscenes_dbinfos(root_path: str, train_info: str, out_dir: str, info_
     boxes per class).
     """
     import pickle
-    root_path, out_dir = osp.abspath(root_path), osp.abspath(out_dir)
+    root_path, out_dir, train_info = osp.abspath(root_path), osp.abspath(out_dir), osp.abspath(train_info)
     if not osp.isfile(train_info):
         raise NuScenesDataError(f'training info file {train_info} does not exist; make the infos first')
     gt_db = load_mmdet3d_converter('create_gt_database')

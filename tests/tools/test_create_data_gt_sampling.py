@@ -97,6 +97,18 @@ def test_workers_give_the_same_infos_as_one_process(converted, tmp_path):
             assert np.allclose(a['lidar_points']['lidar2ego'], b['lidar_points']['lidar2ego'])
 
 
+def test_relative_root_path_writes_infos_and_the_database(no_camera_sweeps, tmp_path, monkeypatch):
+    """`make demo` passes a relative data root: the database step must not join it twice."""
+    from clap_plugin.apis import create_data
+    _copy_tree(no_camera_sweeps[0], str(tmp_path / 'data' / 'nus'))
+    monkeypatch.chdir(tmp_path)
+    assert create_data.main(['nuscenes', '--root-path', 'data/nus', '--out-dir', 'data/nus', '--version',
+                             'v1.0-mini', '--quiet']) == 0
+    for name in ('nuscenes_infos_train.pkl', 'nuscenes_infos_val.pkl', 'nuscenes_dbinfos_train.pkl'):
+        assert osp.isfile(osp.join(tmp_path, 'data', 'nus', name)), name
+    assert os.listdir(osp.join(tmp_path, 'data', 'nus', 'nuscenes_gt_database'))
+
+
 def test_missing_lidar_sweep_is_named_and_max_sweeps_0_passes(no_camera_sweeps, tmp_path):
     from clap_plugin.apis import create_data
     root = _copy_tree(no_camera_sweeps[0], str(tmp_path / 'nus'))
