@@ -15,8 +15,10 @@ from mmdet3d.registry import DATASETS, METRICS, MODELS
 from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
 from mmengine.evaluator import Evaluator
-from mmengine.runner.checkpoint import CheckpointLoader, load_state_dict
+from mmengine.runner.checkpoint import load_state_dict
 from torch import Tensor
+
+from clap_plugin.utils.state_dicts import load_state_dict as read_state_dict
 
 ANNOTATION_STEPS = ('ObjectRangeFilter', 'ObjectNameFilter')
 
@@ -60,8 +62,7 @@ def probe_config(config: str, data_root: str, version: str) -> Config:
 def load_encoders(model: torch.nn.Module, path: str) -> int:
     """Load an encoder export into ``model`` as ``load_from`` does; every tensor must find its place.
     Returns the number of tensors loaded."""
-    ckpt = CheckpointLoader.load_checkpoint(path, map_location='cpu')
-    state = ckpt.get('state_dict', ckpt)
+    state, _ = read_state_dict(path)
     own = model.state_dict()
     bad = [k for k, v in state.items() if k not in own or own[k].shape != v.shape]
     if bad:

@@ -17,6 +17,8 @@ from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
 from mmengine.runner import load_checkpoint
 
+from clap_plugin.models.geometry.projection import pixel_projection
+from clap_plugin.models.pretrain.ray_builder import camera_rays, gather_pixels, lidar_rays, sparse_depth
 from clap_plugin.models.rendering import RayBatch
 
 
@@ -31,13 +33,6 @@ def range_errors(pred: torch.Tensor, target: torch.Tensor) -> Dict[str, float]:
 @torch.no_grad()
 def sample_figures(model, data: dict, max_rays: int = 2048, seed: int = 0) -> Dict[str, float]:
     """Rendering errors of one collated, preprocessed sample (see the module docstring)."""
-    from clap_plugin.models.pretrain.ray_builder import (
-        camera_rays,
-        gather_pixels,
-        lidar_rays,
-        pixel_projection,
-        sparse_depth,
-    )
     gen = torch.Generator().manual_seed(seed)
     inputs, samples = data['inputs'], data['data_samples']
     metas = [s.metainfo for s in samples]

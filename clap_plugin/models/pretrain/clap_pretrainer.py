@@ -21,10 +21,11 @@ from torch import Tensor
 
 from ..bevfusion.detector import CLAPBEVFusion
 from ..geometry.keyframe import keyframe_points
+from ..geometry.projection import pixel_projection
 from ..rendering.ray_batch import RayBatch
 from ..rendering.ray_box import ray_box_exit_axis
 from .masking import mask_image_patches, mask_lidar_blocks
-from .ray_builder import camera_rays, gather_pixels, lidar_rays, pixel_projection, sparse_depth
+from .ray_builder import camera_rays, gather_pixels, lidar_rays, sparse_depth
 from .ray_info import SampleRayInfo
 from .visuals import CameraVisuals, PretrainVisuals, PrototypeVisuals
 

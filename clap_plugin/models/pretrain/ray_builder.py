@@ -9,13 +9,7 @@ from typing import Dict
 import torch
 from torch import Tensor
 
-from clap_plugin.models.geometry.projection import (  # noqa: F401
-    depth_homogeneous_aug,
-    flat_pixel_index,
-    pixel_projection,
-    project_points,
-)
-
+from ..geometry.projection import flat_pixel_index, project_points
 from ..rendering.ray_batch import RayBatch
 
 
