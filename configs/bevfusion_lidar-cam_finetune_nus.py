@@ -27,5 +27,5 @@ train_dataloader = dict(
 
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=50),
-    checkpoint=dict(type='CheckpointHook', interval=5, max_keep_ckpts=3, save_last=True))
+    checkpoint=dict(type='AtomicCheckpointHook', interval=5, max_keep_ckpts=3, save_last=True))
 log_processor = dict(window_size=50)

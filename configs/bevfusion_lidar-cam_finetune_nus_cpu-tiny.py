@@ -25,5 +25,5 @@ train_dataloader = dict(
 
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=10),
-    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=100, max_keep_ckpts=2, save_last=True))
+    checkpoint=dict(type='AtomicCheckpointHook', by_epoch=False, interval=100, max_keep_ckpts=2, save_last=True))
 log_processor = dict(by_epoch=False, window_size=10)

@@ -29,6 +29,6 @@ test_evaluator = val_evaluator
 max_epochs = 2
 train_cfg = dict(_delete_=True, type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=max_epochs)
 param_scheduler = [dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=2)]
-default_hooks = dict(checkpoint=dict(type='CheckpointHook', by_epoch=True, interval=1, max_keep_ckpts=2))
+default_hooks = dict(checkpoint=dict(type='AtomicCheckpointHook', by_epoch=True, interval=1, max_keep_ckpts=2))
 log_processor = dict(by_epoch=True, window_size=1)
 custom_hooks = [dict(type='CLAPDisableObjectSampleHook', disable_after_epoch=max_epochs - 1)]

@@ -98,6 +98,11 @@ def main(argv: Optional[List[str]] = None):
 
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
+
+    from ..engine.hooks import NonFiniteLossError
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
-    runner.train()
+    try:
+        runner.train()
+    except NonFiniteLossError as err:  # one line, no traceback: the message names term, iteration, checkpoint
+        raise SystemExit(f'error: {err}') from err
     return runner

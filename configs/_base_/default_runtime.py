@@ -6,9 +6,14 @@ default_hooks = dict(
     # short logging / checkpoint intervals so that short runs (CPU demo, tests) log and save
     logger=dict(type='LoggerHook', interval=10),
     param_scheduler=dict(type='ParamSchedulerHook'),
-    checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=3, save_last=True),
+    # CheckpointHook's arguments; saves through a temporary file and a rename, never half-written
+    checkpoint=dict(type='AtomicCheckpointHook', interval=1, max_keep_ckpts=3, save_last=True),
     sampler_seed=dict(type='DistSamplerSeedHook'),
-    visualization=dict(type='Det3DVisualizationHook'))
+    visualization=dict(type='Det3DVisualizationHook'),
+    # random streams and data position in every checkpoint: --resume ends where the uninterrupted run ends
+    exact_resume=dict(type='ExactResumeHook'),
+    # a NaN / Inf loss term stops the run before the optimizer step ('skip': skip such steps and count them)
+    nonfinite_loss=dict(type='NonFiniteLossHook', policy='raise'))
 
 env_cfg = dict(
     cudnn_benchmark=False,
