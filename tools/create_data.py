@@ -1,7 +1,8 @@
-"""Create mmdet3d 1.4 (v2 format) info files and the GT-sampling database for a nuScenes tree;
-the logic and the options: :mod:`clap_plugin.apis.create_data`.
+"""Create mmdet3d 1.4 (v2 format) info files and the GT-sampling database for a nuScenes tree, or only check
+one; the logic and the options: :mod:`clap_plugin.apis.create_data`.
 
     python tools/create_data.py nuscenes --root-path DIR --out-dir DIR --extra-tag nuscenes --version v1.0-mini
+    python tools/create_data.py nuscenes --root-path DIR --version v1.0-mini --check-only   # every file decoded
 """
 import os.path as osp
 import sys

@@ -1,6 +1,7 @@
 """Reading a config and applying ``--cfg-options`` for tools/train.py and tools/test.py: the top-level
-convenience keys ``data_root`` (moves every path under the old root), ``nus_version`` and ``label_fraction`` /
-``label_fraction_seed`` reach the places that use them; the work dir and the checkpoint-load report hook."""
+convenience keys ``data_root`` (moves every path under the old root), ``nus_version``, ``label_fraction`` /
+``label_fraction_seed`` and ``on_bad_sample`` reach the places that use them; the work dir and the
+checkpoint-load report hook."""
 import logging
 import os.path as osp
 from typing import Any, Optional
@@ -71,6 +72,46 @@ def _set_dataset_version(node: Any, version: str) -> int:
 
 
 _LOADER_KEYS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
+# the loaders with an ``on_bad_sample`` argument (clap_plugin.datasets.transforms.bad_sample)
+BAD_SAMPLE_LOADERS = ('CLAPLoadMultiViewImageFromFiles', 'CLAPLoadPointsFromFile', 'CLAPLoadPointsFromMultiSweeps')
+
+
+def _test_mode_datasets(node: Any) -> int:
+    """How many dataset configs (dicts with a ``pipeline``) in a nested dict / list have ``test_mode=True``."""
+    count = 0
+    if isinstance(node, dict):
+        if 'pipeline' in node and node.get('test_mode', False):
+            count += 1
+        for value in node.values():
+            count += _test_mode_datasets(value)
+    elif isinstance(node, (list, tuple)):
+        for value in node:
+            count += _test_mode_datasets(value)
+    return count
+
+
+def _set_on_bad_sample(cfg: Config, value: str) -> None:
+    """``on_bad_sample=value`` in every loader of the training pipelines (GT-database loader included).
+
+    Validation and test pipelines keep 'raise': a skipped sample would change the evaluated set, and mmengine
+    refuses a skipped (None) sample in test mode. 'skip' is refused for a training dataset built with
+    ``test_mode=True`` (the label-free pre-training configs) for the same reason."""
+    if value not in ('raise', 'skip'):
+        raise SystemExit(f"error: --cfg-options on_bad_sample={value!r}: expected 'raise' (stop at a bad sample, "
+                         "the default) or 'skip' (skip it in training and count it)")
+    if cfg.get('train_dataloader', None) is None:
+        raise SystemExit('error: --cfg-options on_bad_sample given, but the config has no train_dataloader')
+    section = cfg.train_dataloader.to_dict()
+    if value == 'skip' and _test_mode_datasets(section):
+        raise SystemExit('error: --cfg-options on_bad_sample=skip: the training dataset is built with '
+                         'test_mode=True (label-free pre-training), where mmengine cannot draw another sample in '
+                         'place of a skipped one; find the bad files with tools/create_data.py ... --check-only '
+                         'and replace or remove them')
+    found = sum(_set_in_wrappers(section, name, dict(on_bad_sample=value)) for name in BAD_SAMPLE_LOADERS)
+    if not found:
+        raise SystemExit(f'error: --cfg-options on_bad_sample given, but no training pipeline of the config uses '
+                         f'one of {", ".join(BAD_SAMPLE_LOADERS)}')
+    cfg.train_dataloader = section
 
 
 def _has_evaluator(cfg: Config) -> bool:
@@ -84,7 +125,8 @@ def merge_cfg_options(cfg: Config, options: Optional[dict]) -> Config:
     evaluator's ``ann_file`` / ``data_root``, ...) is moved to the new root. ``label_fraction`` /
     ``label_fraction_seed``: set in every ``LabelFractionDataset`` of the config (the config must have one).
     ``nus_version``: the nuScenes version (``v1.0-mini`` / ``v1.0-trainval``) in every dataset's metainfo,
-    which selects NuScenesMetric's evaluation split.
+    which selects NuScenesMetric's evaluation split. ``on_bad_sample``: 'raise' (default) or 'skip', set in
+    every loader of the training pipelines (see :func:`_set_on_bad_sample`).
     """
     if not options:
         return cfg
@@ -135,6 +177,8 @@ def merge_cfg_options(cfg: Config, options: Optional[dict]) -> Config:
         if not found:
             raise SystemExit(f'error: --cfg-options {sorted(k for k in fraction_keys if k in options)} '
                              'given, but the config has no LabelFractionDataset')
+    if 'on_bad_sample' in options:
+        _set_on_bad_sample(cfg, str(options['on_bad_sample']))
     return cfg
 
 

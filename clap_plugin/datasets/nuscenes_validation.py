@@ -1,15 +1,22 @@
 """Checks of a nuScenes tree before conversion: tables present and parseable, every token reference resolvable,
 the sensor files that the converter and the configs read present and well-formed (keyframes of LIDAR_TOP
-and the cameras, and the LiDAR sweeps when sweeps are recorded; camera sweeps and radar are not read). Each
-failure names the file, key and value at fault."""
+and the cameras, and the LiDAR sweeps when sweeps are recorded; camera sweeps and radar are not read), either
+cheaply ('files': existence, sizes, headers) or in full ('full': every file read whole and every image decoded).
+Each failure names the file, key and value at fault; a bad sensor file its sensor, sample and sample_data
+tokens, and all bad files are listed."""
 import json
 import os
-from typing import Dict, List, Optional, Tuple
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+from .transforms.sensor_file_checks import jpeg_decode_problem, point_bytes_problem
 
 TABLES = ('attribute', 'calibrated_sensor', 'category', 'ego_pose', 'instance', 'log', 'map', 'sample',
           'sample_annotation', 'sample_data', 'scene', 'sensor', 'visibility')
 KNOWN_VERSIONS = ('v1.0-mini', 'v1.0-trainval', 'v1.0-test')
 LIDAR_POINT_BYTES = 5 * 4  # x, y, z, intensity, ring as float32
+CHECK_LEVELS = ('files', 'full')
 
 # (table, key) -> referenced table; '' values allowed for prev/next links only
 _REFERENCES: Tuple[Tuple[str, str, str], ...] = (
@@ -132,67 +139,156 @@ def required_sensor_files(tables: Dict[str, List[dict]], max_sweeps: int = 10) -
     return out
 
 
+def _sensor_of(what: str) -> str:
+    """The sensor named in reports: the camera, ``LIDAR_TOP`` or ``LIDAR_TOP sweep``."""
+    if what.startswith('LiDAR keyframe'):
+        return 'LIDAR_TOP'
+    if what.startswith('LiDAR sweep'):
+        return 'LIDAR_TOP sweep'
+    return what.split()[0]
+
+
+def _bad_file_line(root: str, rec: dict, what: str, reason: str) -> str:
+    """One line: sensor, file, sample token, sample_data token, reason (and, for sweeps, where it is read)."""
+    line = (f'{_sensor_of(what)} file {os.path.join(root, rec["filename"])} (sample token '
+            f'{rec.get("sample_token", "unknown")}, sample_data token {rec.get("token")}): {reason}')
+    return line + (f' [{what}]' if what.startswith('LiDAR sweep') else '')
+
+
 def _check_file(root: str, rec: dict, what: str) -> Optional[str]:
-    """None when the file is usable, else the error message."""
+    """The cheap check ('files'): None when the file exists, LiDAR files hold whole points and images start like
+    a JPEG; else the report line."""
     path = os.path.join(root, rec['filename'])
     try:
         size = os.path.getsize(path)
     except OSError:
-        return f'sample_data {rec["token"]} ({what}): file {path} is missing'
+        return _bad_file_line(root, rec, what, 'is missing')
     if rec['filename'].endswith('.pcd.bin') and size % LIDAR_POINT_BYTES:
-        return (f'LiDAR file {path} is truncated: {size} bytes is not a multiple of {LIDAR_POINT_BYTES} '
-                '(5 float32 per point)')
+        return _bad_file_line(root, rec, what, f'truncated: {size} bytes is not a multiple of {LIDAR_POINT_BYTES} '
+                                               '(5 float32 per point)')
     if rec.get('fileformat') == 'jpg' or rec['filename'].endswith('.jpg'):
         with open(path, 'rb') as f:
             head = f.read(3)
         if size < 64 or head != b'\xff\xd8\xff':
-            return f'image {path} is empty or not a JPEG file'
+            return _bad_file_line(root, rec, what, 'is empty or not a JPEG file')
     return None
 
 
-def check_sensor_files(root: str, tables: Dict[str, List[dict]], max_sweeps: int = 10, workers: int = 1,
-                       progress: bool = False) -> int:
-    """The files of :func:`required_sensor_files` exist; LiDAR files hold whole float32 x 5 points; images
-    are JPEGs. ``workers`` threads check them (the check is I/O-bound); with ``progress`` a line is printed
-    to stderr every 10 %. Raises on the first failure in table order; returns how many files were checked."""
-    import sys
-    from concurrent.futures import ThreadPoolExecutor
+def _check_file_full(root: str, rec: dict, what: str) -> Optional[str]:
+    """The full check ('full'): the whole file read; LiDAR files hold whole, finite float32 x 5 points; images
+    decode completely and strictly, to the size of the tables. None when usable, else the report line."""
+    path = os.path.join(root, rec['filename'])
+    try:
+        with open(path, 'rb') as f:
+            data = f.read()
+    except FileNotFoundError:
+        return _bad_file_line(root, rec, what, 'is missing')
+    except OSError as exc:
+        return _bad_file_line(root, rec, what, f'cannot be read: {type(exc).__name__}: {exc}')
+    if rec['filename'].endswith('.pcd.bin'):
+        problem = point_bytes_problem(data, LIDAR_POINT_BYTES // 4)
+    elif rec.get('fileformat') == 'jpg' or rec['filename'].endswith('.jpg'):
+        problem = jpeg_decode_problem(data, int(rec.get('width') or 0), int(rec.get('height') or 0))
+    else:
+        problem = None
+    return _bad_file_line(root, rec, what, problem) if problem else None
 
-    required = required_sensor_files(tables, max_sweeps)
-    total = len(required)
+
+def _run_checks(items: Sequence, check: Callable, workers: int, progress: bool, label: str) -> List[str]:
+    """``check(*item)`` for every item in ``workers`` threads (the checks are I/O-bound or release the GIL:
+    file reads, libjpeg); with ``progress`` a line to stderr every 10 %. Returns the non-None results in order."""
+    total = len(items)
     step = max(1, total // 10)
-    chunk = 256
-    batches = [required[i:i + chunk] for i in range(0, total, chunk)]
+    chunk = 64
+    batches = [items[i:i + chunk] for i in range(0, total, chunk)]
 
     def run(batch):
-        return [_check_file(root, rec, what) for rec, what in batch]
+        return [check(*item) for item in batch]
 
+    bad: List[str] = []
     done = 0
     next_report = step
-    pool = ThreadPoolExecutor(max_workers=max(1, workers)) if workers > 1 else None
+    pool = ThreadPoolExecutor(max_workers=workers) if workers > 1 else None
     try:
-        results = pool.map(run, batches) if pool else map(run, batches)
-        for errors in results:
-            for err in errors:
-                if err is not None:
-                    raise NuScenesDataError(err)
-            done += chunk
+        for lines in (pool.map(run, batches) if pool else map(run, batches)):
+            bad += [line for line in lines if line is not None]
+            done = min(total, done + chunk)
             if progress and done >= next_report and done < total:
-                print(f'[create_data] checked {done}/{total} sensor files', file=sys.stderr, flush=True)
+                print(f'[create_data] checked {done}/{total} {label}' + (f', {len(bad)} bad' if bad else ''),
+                      file=sys.stderr, flush=True)
                 next_report += step
     finally:
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
     if progress:
-        print(f'[create_data] checked {total}/{total} sensor files', file=sys.stderr, flush=True)
-    return total
+        print(f'[create_data] checked {total}/{total} {label}' + (f', {len(bad)} bad' if bad else ''),
+              file=sys.stderr, flush=True)
+    return bad
+
+
+def _raise_bad(bad: List[str], total: int, what: str) -> None:
+    if bad:
+        raise NuScenesDataError(f'{len(bad)} of {total} {what} are bad:\n' + '\n'.join('  ' + b for b in bad))
+
+
+def check_sensor_files(root: str, tables: Dict[str, List[dict]], max_sweeps: int = 10, workers: int = 1,
+                       progress: bool = False, level: str = 'files') -> int:
+    """Check the files of :func:`required_sensor_files` at ``level``; returns how many were checked.
+
+    ``'files'`` (cheap): they exist, LiDAR files hold whole float32 x 5 points, images start like a JPEG.
+    ``'full'``: every file is read whole; LiDAR values are finite; every image is decoded completely and
+    strictly (a JPEG whose body is garbage is refused, see :mod:`.transforms.sensor_file_checks`) to the size
+    the tables give. ``workers`` threads check them; with ``progress`` a line goes to stderr every 10 %.
+    Raises :class:`NuScenesDataError` listing every bad file (sensor, file, sample token, sample_data token,
+    reason), one a line.
+    """
+    if level not in CHECK_LEVELS:
+        raise NuScenesDataError(f'unknown check level {level!r}; expected one of {", ".join(CHECK_LEVELS)}')
+    required = required_sensor_files(tables, max_sweeps)
+    items = [(root, rec, what) for rec, what in required]
+    check = _check_file_full if level == 'full' else _check_file
+    label = 'sensor files (decoded / read whole)' if level == 'full' else 'sensor files'
+    bad = _run_checks(items, check, max(1, workers), progress, label)
+    _raise_bad(bad, len(items), 'sensor files')
+    return len(items)
+
+
+def check_gt_database(db_info_path: str, workers: int = 1, progress: bool = False) -> int:
+    """Read every object file of a GT-sampling database (``*_dbinfos_train.pkl``; paths relative to its
+    folder): whole, finite float32 x 5 points (empty files are valid: boxes without points). Raises
+    :class:`NuScenesDataError` listing every bad file; returns how many were checked."""
+    import pickle
+    try:
+        with open(db_info_path, 'rb') as f:
+            dbinfos = pickle.load(f)
+    except Exception as exc:
+        raise NuScenesDataError(f'GT-database info {db_info_path} cannot be read: {type(exc).__name__}: {exc}')
+    base = os.path.dirname(os.path.abspath(db_info_path))
+    items = [(base, entry) for entries in dbinfos.values() for entry in entries]
+
+    def check(base: str, entry: dict) -> Optional[str]:
+        path = os.path.join(base, entry['path'])
+        where = (f'{entry.get("name")} box {entry.get("gt_idx")} of training sample_idx {entry.get("image_idx")} '
+                 f'in {db_info_path}')
+        try:
+            with open(path, 'rb') as f:
+                problem = point_bytes_problem(f.read(), LIDAR_POINT_BYTES // 4)
+        except FileNotFoundError:
+            problem = 'is missing'
+        except OSError as exc:
+            problem = f'cannot be read: {type(exc).__name__}: {exc}'
+        return f'LIDAR_TOP GT-database object file {path} ({where}): {problem}' if problem else None
+
+    bad = _run_checks(items, check, max(1, workers), progress, 'GT-database files')
+    _raise_bad(bad, len(items), 'GT-database files')
+    return len(items)
 
 
 def validate_nuscenes(root: str, version: str, max_sweeps: int = 10, workers: int = 1,
-                      progress: bool = False) -> Dict[str, List[dict]]:
-    """Run all checks; returns the loaded tables."""
+                      progress: bool = False, level: str = 'files') -> Dict[str, List[dict]]:
+    """Run all checks, the sensor files at ``level`` ('files' or 'full'); returns the loaded tables."""
     version_dir = check_root_and_version(root, version)
     tables = load_tables(version_dir)
     check_references(version_dir, tables)
-    check_sensor_files(root, tables, max_sweeps=max_sweeps, workers=workers, progress=progress)
+    check_sensor_files(root, tables, max_sweeps=max_sweeps, workers=workers, progress=progress, level=level)
     return tables

@@ -23,6 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..datasets.transforms.points_loading import SWEEP_LOADERS
+
 GEOMETRY_AUGMENTATIONS = ('CLAPGlobalRotScaleTrans', 'CLAPBEVFlip3D', 'GlobalRotScaleTrans', 'RandomFlip3D',
                           'PointShuffle')
 
@@ -37,7 +39,7 @@ def probe_pipeline(train_pipeline: Sequence[dict]) -> List[dict]:
             continue
         if t['type'] == 'CLAPImageAug3D':
             t.update(is_train=False, rand_flip=False, rot_lim=[0.0, 0.0])
-        if t['type'] == 'LoadPointsFromMultiSweeps':
+        if t['type'] in SWEEP_LOADERS:
             t.update(test_mode=True)
         out.append(t)
     return out

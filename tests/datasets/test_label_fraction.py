@@ -136,6 +136,6 @@ def test_lidar_only_config_has_no_camera_parts():
     full = load_config(osp.join(REPO, 'configs/bevfusion_lidar-cam_finetune_nus.py'))
     steps = {s['type']: s for s in full.train_dataloader.dataset.dataset.dataset.pipeline}
     assert steps['CLAPImageAug3D']['final_dim'] == [256, 704]
-    assert steps['LoadPointsFromMultiSweeps']['sweeps_num'] == 9
+    assert steps['CLAPLoadPointsFromMultiSweeps']['sweeps_num'] == 9
     assert np.isclose(full.optim_wrapper.optimizer.lr, 2e-4)
     assert full.optim_wrapper.clip_grad.max_norm == 35

@@ -29,7 +29,7 @@ def test_probe_pipeline_is_deterministic_on_a_sample_with_more_sweeps_than_it_lo
     pipeline = probe_pipeline(cfg.train_dataloader.dataset.pipeline)
     types = [t['type'] for t in pipeline]
     assert 'CLAPGlobalRotScaleTrans' not in types and 'CLAPBEVFlip3D' not in types
-    sweeps = next(t for t in pipeline if t['type'] == 'LoadPointsFromMultiSweeps')
+    sweeps = next(t for t in pipeline if t['type'] == 'CLAPLoadPointsFromMultiSweeps')
     assert sweeps['test_mode'] is True
     sweeps['sweeps_num'] = 1  # the synthetic samples record 2 sweeps: a random loader would pick either
     ds_cfg = dict(cfg.train_dataloader.dataset, data_root=synthetic_nus + '/', pipeline=pipeline, test_mode=True)

@@ -18,6 +18,7 @@ from mmengine.evaluator import Evaluator
 from mmengine.runner.checkpoint import load_state_dict
 from torch import Tensor
 
+from clap_plugin.datasets.transforms.points_loading import SWEEP_LOADERS
 from clap_plugin.utils.state_dicts import load_state_dict as read_state_dict
 
 ANNOTATION_STEPS = ('ObjectRangeFilter', 'ObjectNameFilter')
@@ -39,7 +40,7 @@ def probe_train_pipeline(cfg: Config) -> List[dict]:
         if t['type'] == 'Pack3DDetInputs':
             out.extend(filters)
         out.append(t)
-        if t['type'] == 'LoadPointsFromMultiSweeps':
+        if t['type'] in SWEEP_LOADERS:
             out.append(dict(type='LoadAnnotations3D', with_bbox_3d=True, with_label_3d=True, with_attr_label=False))
     return out
 

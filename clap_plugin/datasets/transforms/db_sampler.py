@@ -7,6 +7,10 @@ the sampling groups, says which in the log, and refuses a database from which no
 
 ``sample_all`` is re-implemented because mmdet3d 1.4's builds the label array with ``np.long``, which numpy
 >= 1.24 (the pinned 1.26) no longer has: every draw that pastes an object fails there.
+
+A database file that cannot be read is a *bad sample* (:mod:`.bad_sample`), named with its database entry
+(class, box and training sample index) as "LIDAR_TOP GT-database object"; with ``CLAPLoadPointsFromFile`` as
+``points_loader`` its ``on_bad_sample`` decides: raise, or leave that object out of the paste and count it.
 """
 import os.path as osp
 from typing import Optional
@@ -15,6 +19,11 @@ import numpy as np
 from mmdet3d.datasets.transforms.dbsampler import DataBaseSampler
 from mmdet3d.registry import TRANSFORMS
 from mmengine.logging import print_log
+
+from .bad_sample import BadSampleError, bad_sample_message
+from .points_loading import CLAPLoadPointsFromFile
+
+GT_DATABASE_SENSOR = 'LIDAR_TOP GT-database object'
 
 
 @TRANSFORMS.register_module()
@@ -56,15 +65,18 @@ class CLAPDataBaseSampler(DataBaseSampler):
             if objects:
                 avoid = np.concatenate([avoid, np.stack([o['box3d_lidar'] for o in objects], axis=0)], axis=0)
                 drawn += objects
-        if not drawn:
-            return None
-        boxes = np.stack([o['box3d_lidar'] for o in drawn], axis=0)
-        clouds = []
+        clouds, kept = [], []
         for obj in drawn:
-            path = osp.join(self.data_root, obj['path']) if self.data_root else obj['path']
-            cloud = self.points_loader(dict(lidar_points=dict(lidar_path=path)))['points']
+            cloud = self._load_object(obj)
+            if cloud is None:  # a bad database file, skipped (on_bad_sample='skip')
+                continue
             cloud.translate(obj['box3d_lidar'][:3])  # stored relative to the box centre
             clouds.append(cloud)
+            kept.append(obj)
+        if not kept:
+            return None
+        drawn = kept
+        boxes = np.stack([o['box3d_lidar'] for o in drawn], axis=0)
         if ground_plane is not None:  # put the objects on the scene's ground plane
             dz = (ground_plane[:3][None, :] * boxes[:, :3]).sum(-1) + ground_plane[3]
             boxes[:, 2] -= dz
@@ -74,3 +86,16 @@ class CLAPDataBaseSampler(DataBaseSampler):
         return dict(gt_labels_3d=np.array([self.cat2label[o['name']] for o in drawn], dtype=np.int64),
                     gt_bboxes_3d=boxes, points=clouds[0].cat(clouds),
                     group_ids=np.arange(first, first + len(drawn)))
+
+    def _load_object(self, obj: dict):
+        """The points of one database object (relative to its box centre); None when skipped as bad."""
+        path = osp.join(self.data_root, obj['path']) if self.data_root else obj['path']
+        where = (f'{obj.get("name")} box {obj.get("gt_idx")} of training sample_idx {obj.get("image_idx")} '
+                 f'in {self.info_path}')
+        if isinstance(self.points_loader, CLAPLoadPointsFromFile):
+            return self.points_loader.load_file(path, sensor=GT_DATABASE_SENSOR, where=where)
+        try:  # another loader (mmdet3d's LoadPointsFromFile): its errors named all the same
+            return self.points_loader(dict(lidar_points=dict(lidar_path=path)))['points']
+        except Exception as exc:
+            raise BadSampleError(bad_sample_message(path, GT_DATABASE_SENSOR, f'{type(exc).__name__}: {exc}',
+                                                    where=where)) from None

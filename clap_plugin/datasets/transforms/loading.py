@@ -1,7 +1,8 @@
 """Multi-view camera loading with the calibration BEVFusion's camera branch needs.
 
 mmdet3d's ``LoadMultiViewImageFromFiles`` reads BGR images and leaves ``cam2img`` 3x3 and no
-``lidar2img`` / ``cam2lidar``. BEVFusion expects RGB images and 4x4 matrices per camera.
+``lidar2img`` / ``cam2lidar``. BEVFusion expects RGB images and 4x4 matrices per camera. An image that cannot be
+read or decoded is a *bad sample* (:mod:`.bad_sample`): named with the sample token and the camera.
 """
 import copy
 from collections import OrderedDict
@@ -12,6 +13,9 @@ import numpy as np
 from mmcv.transforms import BaseTransform
 from mmdet3d.registry import TRANSFORMS
 from mmengine.fileio import get
+
+from .bad_sample import SensorFileError, bad_sample_message, check_on_bad_sample, raise_or_skip
+from .sensor_file_checks import jpeg_structure_problem
 
 
 def _as_4x4(mat) -> np.ndarray:
@@ -40,6 +44,9 @@ class CLAPLoadMultiViewImageFromFiles(BaseTransform):
             keyed by path; 0 (default) decodes every time. The cached arrays are never modified, so a cached
             load returns exactly what a fresh decode would. Worth it when few samples are read many times, as
             in fine-tuning on a small label fraction (a 1600x900 RGB image is 4.3 MB).
+        on_bad_sample: 'raise' (default) or 'skip' (:mod:`.bad_sample`) for an image that cannot be read or
+            decoded: empty, a JPEG without its end-of-image marker (its body is garbage or cut off; OpenCV
+            would decode noise from it), or one the decoder refuses.
     """
 
     def __init__(self,
@@ -49,7 +56,8 @@ class CLAPLoadMultiViewImageFromFiles(BaseTransform):
                  num_views: int = 6,
                  camera_names: Optional[Sequence[str]] = None,
                  imdecode_backend: str = 'cv2',
-                 cache_bytes: int = 0) -> None:
+                 cache_bytes: int = 0,
+                 on_bad_sample: str = 'raise') -> None:
         if int(cache_bytes) < 0:
             raise ValueError(f'cache_bytes must be >= 0, got {cache_bytes}')
         self.to_float32 = to_float32
@@ -59,18 +67,29 @@ class CLAPLoadMultiViewImageFromFiles(BaseTransform):
         self.camera_names = list(camera_names) if camera_names is not None else None
         self.imdecode_backend = imdecode_backend
         self.cache_bytes = int(cache_bytes)
+        self.on_bad_sample = check_on_bad_sample(on_bad_sample)
         self._cache: 'OrderedDict[str, np.ndarray]' = OrderedDict()
         self._cached_bytes = 0
 
     def _decode(self, path: str) -> np.ndarray:
-        """(H, W, 3) uint8 RGB image of ``path``, from the cache when it holds it."""
+        """(H, W, 3) uint8 RGB image of ``path``, from the cache when it holds it; :class:`SensorFileError`
+        when it cannot be read or decoded."""
         if path in self._cache:
             self._cache.move_to_end(path)
             return self._cache[path]
-        img = mmcv.imfrombytes(get(path, backend_args=self.backend_args), flag=self.color_type,
-                               channel_order='rgb', backend=self.imdecode_backend)
-        if img is None:
-            raise IOError(f'could not decode image {path}')
+        try:
+            data = get(path, backend_args=self.backend_args)
+        except Exception as exc:  # missing file, permission, backend errors
+            raise SensorFileError(f'cannot be read: {type(exc).__name__}: {exc}', path) from exc
+        problem = jpeg_structure_problem(data)
+        if problem:
+            raise SensorFileError(problem, path)
+        try:
+            img = mmcv.imfrombytes(data, flag=self.color_type, channel_order='rgb', backend=self.imdecode_backend)
+        except Exception as exc:  # cv2.error when OpenCV returns no image (cvtColor on an empty array), ...
+            raise SensorFileError(f'cannot be decoded: {type(exc).__name__}: {exc}', path) from exc
+        if img is None or img.size == 0:
+            raise SensorFileError('cannot be decoded: the decoder returned no image', path)
         if self.cache_bytes > 0 and img.nbytes <= self.cache_bytes:
             img.setflags(write=False)
             self._cache[path] = img
@@ -80,8 +99,8 @@ class CLAPLoadMultiViewImageFromFiles(BaseTransform):
                 self._cached_bytes -= old.nbytes
         return img
 
-    def transform(self, results: dict) -> dict:
-        """Load images and calibration of every camera."""
+    def transform(self, results: dict) -> Optional[dict]:
+        """Load images and calibration of every camera; None when a bad image is skipped."""
         if 'images' not in results:
             raise KeyError("CLAPLoadMultiViewImageFromFiles needs results['images'] "
                            '(set modality use_camera=True)')
@@ -106,7 +125,12 @@ class CLAPLoadMultiViewImageFromFiles(BaseTransform):
             lidar2cam.append(l2c)
             cam2lidar.append(np.linalg.inv(l2c))
             lidar2img.append(k @ l2c)
-            img = self._decode(cam['img_path'])
+            try:
+                img = self._decode(cam['img_path'])
+            except SensorFileError as err:
+                message = bad_sample_message(cam['img_path'], name, err.reason, sample_token=results.get('token'),
+                                             sample_data_token=cam.get('sample_data_token'))
+                return raise_or_skip(message, cam['img_path'], self.on_bad_sample)
             imgs.append(img.astype(np.float32) if self.to_float32 else (img.copy() if self.cache_bytes else img))
 
         shapes = {im.shape for im in imgs}
@@ -131,4 +155,4 @@ class CLAPLoadMultiViewImageFromFiles(BaseTransform):
     def __repr__(self) -> str:
         return (f'{self.__class__.__name__}(to_float32={self.to_float32}, '
                 f'color_type={self.color_type!r}, num_views={self.num_views}, '
-                f'camera_names={self.camera_names})')
+                f'camera_names={self.camera_names}, on_bad_sample={self.on_bad_sample!r})')

@@ -1,7 +1,8 @@
 # nuScenes 3D detection with LiDAR + six cameras, BEVFusion's lidar-cam train / test pipelines built from
 # clap_plugin's transforms (256x704 images). Info files: tools/create_data.py (mmdet3d v2 format).
 # `data_root` is overridable: `--cfg-options data_root=/path/` (tools/train.py / test.py rewrite every path
-# under the old root).
+# under the old root). The loaders name a sensor file they cannot read or decode (file, sample token, sensor)
+# and stop the run; `--cfg-options on_bad_sample=skip` skips such samples in training instead, and counts them.
 dataset_type = 'NuScenesDataset'
 data_root = 'data/nuscenes/'
 # named apart from the model configs' class_names / point_cloud_range (mmengine refuses duplicate base keys)
@@ -40,8 +41,8 @@ test_meta_keys = [
 train_pipeline = [
     dict(type='CLAPLoadMultiViewImageFromFiles', to_float32=True, color_type='color',
          backend_args=backend_args),
-    dict(type='LoadPointsFromFile', coord_type='LIDAR', load_dim=5, use_dim=5, backend_args=backend_args),
-    dict(type='LoadPointsFromMultiSweeps', sweeps_num=9, load_dim=5, use_dim=5, pad_empty_sweeps=True,
+    dict(type='CLAPLoadPointsFromFile', coord_type='LIDAR', load_dim=5, use_dim=5, backend_args=backend_args),
+    dict(type='CLAPLoadPointsFromMultiSweeps', sweeps_num=9, load_dim=5, use_dim=5, pad_empty_sweeps=True,
          remove_close=True, backend_args=backend_args),
     dict(type='LoadAnnotations3D', with_bbox_3d=True, with_label_3d=True, with_attr_label=False),
     dict(type='CLAPImageAug3D', final_dim=[256, 704], resize_lim=[0.38, 0.55], bot_pct_lim=[0.0, 0.0],
@@ -62,8 +63,8 @@ train_pipeline = [
 test_pipeline = [
     dict(type='CLAPLoadMultiViewImageFromFiles', to_float32=True, color_type='color',
          backend_args=backend_args),
-    dict(type='LoadPointsFromFile', coord_type='LIDAR', load_dim=5, use_dim=5, backend_args=backend_args),
-    dict(type='LoadPointsFromMultiSweeps', sweeps_num=9, load_dim=5, use_dim=5, pad_empty_sweeps=True,
+    dict(type='CLAPLoadPointsFromFile', coord_type='LIDAR', load_dim=5, use_dim=5, backend_args=backend_args),
+    dict(type='CLAPLoadPointsFromMultiSweeps', sweeps_num=9, load_dim=5, use_dim=5, pad_empty_sweeps=True,
          remove_close=True, test_mode=True, backend_args=backend_args),
     dict(type='CLAPImageAug3D', final_dim=[256, 704], resize_lim=[0.48, 0.48], bot_pct_lim=[0.0, 0.0],
          rot_lim=[0.0, 0.0], rand_flip=False, is_train=False),

@@ -1,6 +1,8 @@
 # Label-free nuScenes data for CLAP pre-training: LiDAR (keyframe + sweeps) and six cameras, BEVFusion's
 # augmentations, no annotation is loaded (test_mode=True and load_eval_anns=False: the dataset never parses
-# instances). The whole train split, as in the paper.
+# instances). The whole train split, as in the paper. A sensor file the loaders cannot read or decode stops the
+# run with a line naming it (file, sample token, sensor); skipping it is not possible here (mmengine refetches
+# another sample only in training mode, and this dataset is test_mode=True), so on_bad_sample=skip is refused.
 pretrain_dataset_type = 'NuScenesDataset'
 data_root = 'data/nuscenes/'
 pretrain_point_cloud_range = [-54.0, -54.0, -5.0, 54.0, 54.0, 3.0]
@@ -23,9 +25,9 @@ pretrain_meta_keys = [
 ]
 train_pipeline = [
     dict(type='CLAPLoadMultiViewImageFromFiles', to_float32=True, color_type='color', backend_args=backend_args),
-    dict(type='LoadPointsFromFile', coord_type='LIDAR', load_dim=5, use_dim=5, backend_args=backend_args),
-    dict(type='LoadPointsFromMultiSweeps', sweeps_num=pretrain_sweeps_num, load_dim=5, use_dim=5, pad_empty_sweeps=True,
-         remove_close=True, backend_args=backend_args),
+    dict(type='CLAPLoadPointsFromFile', coord_type='LIDAR', load_dim=5, use_dim=5, backend_args=backend_args),
+    dict(type='CLAPLoadPointsFromMultiSweeps', sweeps_num=pretrain_sweeps_num, load_dim=5, use_dim=5,
+         pad_empty_sweeps=True, remove_close=True, backend_args=backend_args),
     dict(type='CLAPImageAug3D', final_dim=pretrain_image_size, resize_lim=[0.38, 0.55], bot_pct_lim=[0.0, 0.0],
          rot_lim=[-5.4, 5.4], rand_flip=True, is_train=True),
     dict(type='CLAPGlobalRotScaleTrans', scale_ratio_range=[0.9, 1.1], rot_range=[-0.78539816, 0.78539816],

@@ -9,8 +9,8 @@ image_size = {{_base_.image_size}}
 sweeps_num = 2
 train_pipeline = [
     dict(type='CLAPLoadMultiViewImageFromFiles', to_float32=True, color_type='color'),
-    dict(type='LoadPointsFromFile', coord_type='LIDAR', load_dim=5, use_dim=5),
-    dict(type='LoadPointsFromMultiSweeps', sweeps_num=sweeps_num, load_dim=5, use_dim=5, pad_empty_sweeps=True,
+    dict(type='CLAPLoadPointsFromFile', coord_type='LIDAR', load_dim=5, use_dim=5),
+    dict(type='CLAPLoadPointsFromMultiSweeps', sweeps_num=sweeps_num, load_dim=5, use_dim=5, pad_empty_sweeps=True,
          remove_close=True),
     dict(type='CLAPImageAug3D', final_dim=image_size, resize_lim=[0.2, 0.24], bot_pct_lim=[0.0, 0.0],
          rot_lim=[-5.4, 5.4], rand_flip=True, is_train=True),
