@@ -99,10 +99,18 @@ def main(argv: Optional[List[str]] = None):
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
 
+    from ..datasets.transforms.bad_sample import BadSampleError
     from ..engine.hooks import NonFiniteLossError
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
     try:
         runner.train()
-    except NonFiniteLossError as err:  # one line, no traceback: the message names term, iteration, checkpoint
-        raise SystemExit(f'error: {err}') from err
+    except (NonFiniteLossError, BadSampleError) as err:
+        # one line, no traceback: the message names the term / file, iteration / token, checkpoint / sensor
+        raise SystemExit(f'error: {_last_line(str(err))}') from err
     return runner
+
+
+def _last_line(message: str) -> str:
+    """The error's own line: a loader worker's error arrives wrapped in torch's multi-line traceback."""
+    lines = [ln.strip() for ln in message.strip().splitlines() if ln.strip()]
+    return lines[-1].split(': ', 1)[-1] if len(lines) > 1 and 'Traceback' in message else message.strip()
