@@ -11,6 +11,10 @@ _base_ = [
 ]
 custom_imports = dict(imports=['clap_plugin'], allow_failed_imports=False)
 
+# the dense heatmap starts at p = 0.1 per cell (bias -2.197, the focal-loss prior of CenterNet / CenterPoint)
+# instead of the conv's default p ~ 0.5; the state dict is unchanged, so checkpoints stay upstream-compatible
+model = dict(bbox_head=dict(heatmap_prior_prob=0.1))
+
 load_from = None  # set to a CLAP (or baseline) pre-training checkpoint
 label_fraction = 0.05  # share of the training samples whose labels are used
 label_fraction_seed = 0  # fixes the subset, independent of the training seed

@@ -11,6 +11,9 @@ _base_ = [
 ]
 custom_imports = dict(imports=['clap_plugin'], allow_failed_imports=False)
 
+# dense heatmap prior p = 0.1 per cell, as the full-size fine-tune config (bevfusion_lidar-cam_finetune_nus.py)
+model = dict(bbox_head=dict(heatmap_prior_prob=0.1))
+
 load_from = None
 label_fraction = 1.0  # a synthetic set is small: keep every training sample unless told otherwise
 label_fraction_seed = 0

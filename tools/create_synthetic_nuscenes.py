@@ -16,6 +16,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument('--root', required=True, help='output data root (created; must be empty unless --overwrite)')
     p.add_argument('--version', default='v1.0-mini', help='v1.0-mini or v1.0-trainval (official scene names)')
     p.add_argument('--scenes', type=int, default=2, help='number of scenes')
+    p.add_argument('--val-scenes', type=int,
+                   help='how many of the scenes are official val scenes (default: every other scene)')
     p.add_argument('--samples-per-scene', type=int, default=6, help='keyframes (2 Hz) per scene, >= 2')
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--sweeps', type=int, default=2, help='LiDAR sweeps (20 Hz) before each keyframe, 0..9')
@@ -35,6 +37,7 @@ def main(argv=None) -> int:
     cfg = GeneratorConfig(root=args.root, version=args.version, num_scenes=args.scenes,
                           samples_per_scene=args.samples_per_scene, seed=args.seed, sweeps=args.sweeps,
                           image_size=tuple(args.image_size), objects_per_class=tuple(args.objects_per_class),
+                          val_scenes=args.val_scenes,
                           save_gt_maps=args.save_gt_maps, overwrite=args.overwrite)
     try:
         root, seconds = generate(cfg, progress=not args.no_progress)

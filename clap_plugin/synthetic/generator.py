@@ -7,7 +7,7 @@ import os
 import shutil
 import time
 from dataclasses import dataclass
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import cv2
 import numpy as np
@@ -62,19 +62,48 @@ class SyntheticDataError(ValueError):
     """Bad generator arguments."""
 
 
-def scene_names(version: str, num_scenes: int) -> List[str]:
-    """The first ``num_scenes`` names for ``version``, alternating train and val scenes of the official split."""
+def _split_pools(version: str) -> Tuple[List[str], List[str]]:
+    """The official (train, val) scene names of ``version``."""
+    from nuscenes.utils import splits
+    if version == 'v1.0-mini':
+        return list(splits.mini_train), list(splits.mini_val)
+    if version == 'v1.0-trainval':
+        return list(splits.train), list(splits.val)
+    raise SyntheticDataError(f'unknown version {version!r}; supported: {", ".join(SUPPORTED_VERSIONS)}')
+
+
+def _alternate(first: List[str], second: List[str]) -> List[str]:
+    """first[0], second[0], first[1], second[1], ...; the longer list's rest at the end."""
+    out = []
+    for i in range(max(len(first), len(second))):
+        out += first[i:i + 1] + second[i:i + 1]
+    return out
+
+
+def scene_names(version: str, num_scenes: int, val_scenes: Optional[int] = None) -> List[str]:
+    """The first ``num_scenes`` names for ``version``, alternating train and val scenes of the official split.
+
+    With ``val_scenes`` set, exactly that many of them are val scenes and the others train scenes (still
+    alternating while both last), so that the train split can grow without growing the val split.
+    """
+    if version not in SUPPORTED_VERSIONS:
+        raise SyntheticDataError(f'unknown version {version!r}; supported: {", ".join(SUPPORTED_VERSIONS)}')
+    if val_scenes is not None:
+        train, val = _split_pools(version)
+        if num_scenes < 1:
+            raise SyntheticDataError(f'--scenes must be >= 1, got {num_scenes}')
+        if not 0 <= val_scenes <= num_scenes:
+            raise SyntheticDataError(f'--val-scenes must be in [0, --scenes = {num_scenes}], got {val_scenes}')
+        n_train = num_scenes - val_scenes
+        if n_train > len(train) or val_scenes > len(val):
+            raise SyntheticDataError(f'{version} has {len(train)} train and {len(val)} val scenes; asked for '
+                                     f'{n_train} train (--scenes - --val-scenes) and {val_scenes} val (--val-scenes)')
+        return _alternate(train[:n_train], val[:val_scenes])
     if version == 'v1.0-mini':
         names = list(MINI_SCENES)
-    elif version == 'v1.0-trainval':
-        from nuscenes.utils.splits import train, val
-        train, val, names = list(train), list(val), []
-        while train or val:  # alternate train and val scenes
-            for pool in (train, val):
-                if pool:
-                    names.append(pool.pop(0))
     else:
-        raise SyntheticDataError(f'unknown version {version!r}; supported: {", ".join(SUPPORTED_VERSIONS)}')
+        train, val = _split_pools(version)
+        names = _alternate(train, val)
     if not 1 <= num_scenes <= len(names):
         raise SyntheticDataError(f'--scenes must be in [1, {len(names)}] for {version}, got {num_scenes}')
     return names[:num_scenes]
@@ -90,13 +119,14 @@ class GeneratorConfig:
     sweeps: int = 2  # non-keyframe LiDAR sweeps before each keyframe
     image_size: Tuple[int, int] = (1600, 900)
     objects_per_class: Tuple[int, int] = (1, 2)
+    val_scenes: Optional[int] = None  # how many of the scenes are val scenes (None: every other one)
     save_gt_maps: bool = False  # also write per-pixel/per-point object ids and depths (for tests)
     overwrite: bool = False
 
     def validate(self) -> None:
         if self.version not in SUPPORTED_VERSIONS:
             raise SyntheticDataError(f'unknown version {self.version!r}; supported: {", ".join(SUPPORTED_VERSIONS)}')
-        scene_names(self.version, self.num_scenes)
+        scene_names(self.version, self.num_scenes, self.val_scenes)
         if self.samples_per_scene < 2:
             raise SyntheticDataError(f'--samples-per-scene must be >= 2 (velocities need two keyframes), '
                                      f'got {self.samples_per_scene}')
@@ -216,7 +246,7 @@ class SyntheticNuScenesGenerator:
             os.makedirs(os.path.join(out, 'synthetic_gt'), exist_ok=True)
         for name, calib in self.rig.items():
             tables.add_sensor(name, calib.modality)
-        names = scene_names(cfg.version, cfg.num_scenes)
+        names = scene_names(cfg.version, cfg.num_scenes, cfg.val_scenes)
         map_tokens = {}
         total_steps = cfg.num_scenes * cfg.samples_per_scene
         bar = None

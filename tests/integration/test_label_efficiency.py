@@ -66,6 +66,35 @@ def test_setting_rejects_bad_values_and_changed_identity():
     assert Setting.from_json(json.loads(json.dumps(b.to_json()))) == b
 
 
+def test_setting_data_fields_presets_and_legacy_settings():
+    diverse = PRESETS['diverse']
+    diverse.validate()
+    assert (diverse.train_scenes, diverse.val_scene_count) == (40, 20)
+    assert diverse.val_scene_count * diverse.samples_per_scene >= 40  # a val split of at least 40 samples
+    assert (diverse.samples_per_scene, diverse.sweeps, diverse.objects_per_class) == (2, 1, (1, 3))
+    assert (PRESETS['default'].train_scenes, PRESETS['default'].val_scene_count) == (5, 5)
+    for bad, key in ((dict(objects_per_class=(3, 1)), 'objects_per_class'), (dict(val_scenes=10), 'val_scenes'),
+                     (dict(probe_version=3), 'probe_version'), (dict(heatmap_prior_prob=1.0), 'heatmap_prior_prob'),
+                     (dict(samples_per_scene=1), 'samples_per_scene')):
+        with pytest.raises(ValueError, match=key):
+            Setting(**bad).validate()
+    # a setting saved before these fields existed ran the raw probe, no heatmap prior and the old data: a run
+    # directory made so refuses today's setting instead of mixing records of two protocols
+    old = {k: v for k, v in Setting().to_json().items() if k not in Setting.LEGACY}
+    legacy = Setting.from_json(old)
+    assert (legacy.probe_version, legacy.heatmap_prior_prob, legacy.val_scenes) == (1, None, None)
+    assert legacy.identity_diff(Setting()) == ['probe_version: 1 -> 2', 'heatmap_prior_prob: None -> 0.1']
+    assert Setting.from_json(json.loads(json.dumps(diverse.to_json()))) == diverse
+
+
+def test_finetune_options_carry_the_heatmap_prior():
+    from clap_plugin.benchmarks.label_efficiency.jobs import finetune_options
+    data = dict(data_root='/tmp/x/', version='v1.0-trainval')
+    for prior in (0.1, None):
+        opts = finetune_options(Setting(heatmap_prior_prob=prior), data, 0.1, 0, 40, 40, None)
+        assert f'model.bbox_head.heatmap_prior_prob={prior}' in opts
+
+
 def test_scheduler_runs_dependencies_first_skips_done_jobs_and_blocks_only_dependants():
     from clap_plugin.benchmarks.label_efficiency.plan import Job
     jobs = [Job('a', 'data'), Job('b', 'pretrain', ('a', )), Job('c', 'pretrain', ('a', )),

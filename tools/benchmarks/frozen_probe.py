@@ -5,7 +5,10 @@
 Each ``--arm NAME=PATH`` (an empty PATH: random encoders) is loaded into
 configs/bevfusion_lidar-cam_finetune_nus_cpu-tiny.py, its fused BEV maps are computed once for the train and val
 samples (no augmentation), and a fresh head is trained per seed on ``--fraction`` of the train samples and
-scored with NuScenesMetric on the val split. Prints one line per arm: mAP and NDS, mean +- std over the seeds.
+scored with NuScenesMetric on the val split. The head reads the maps standardised per channel (a BatchNorm
+without affine, so the probe does not rank arms by their features' scale); ``--no-input-norm`` feeds the raw maps
+(the probe before version 2). Prints one line per arm: the features' scale, then mAP and NDS, mean +- std over
+the seeds.
 The label-efficiency benchmark (tools/benchmarks/label_efficiency.py) runs the same probe for every arm.
 """
 import argparse
@@ -28,6 +31,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument('--seeds', type=int, nargs='+', default=[0, 1])
     p.add_argument('--iters', type=int, default=100, help='head training iterations (batch 2)')
     p.add_argument('--lr', type=float, default=1e-3)
+    p.add_argument('--no-input-norm', action='store_true',
+                   help='feed the raw BEV maps to the head (scale-sensitive probe version 1)')
     return p.parse_args(argv)
 
 
@@ -50,13 +55,16 @@ def main(argv=None) -> int:
     rows = []
     for name, path in arms:
         probe = FrozenProbe(args.config, root, version, path)
-        runs = [probe.run(args.fraction, s, args.iters, args.lr) for s in args.seeds]
+        runs = [probe.run(args.fraction, s, args.iters, args.lr, normalize=not args.no_input_norm)
+                for s in args.seeds]
         m, n = mean_std([r['mAP'] for r in runs]), mean_std([r['NDS'] for r in runs])
         rows.append((name, m, n, runs[0]['num_labelled']))
-        print(f'{name}: {probe.loaded} encoder tensors loaded; ' + ', '.join(
+        print(f'{name}: {probe.loaded} encoder tensors loaded; train features: per-channel std '
+              f'{probe.scale.channel_std:.3g}, mean |f| {probe.scale.abs_mean:.3g}; ' + ', '.join(
             f'seed {s}: mAP {r["mAP"]:.4f} NDS {r["NDS"]:.4f}' for s, r in zip(args.seeds, runs)), flush=True)
+    norm = 'raw maps (no input norm)' if args.no_input_norm else 'maps standardised per channel'
     print(f'\nfrozen-encoder probe: {len(args.seeds)} seeds, {rows[0][3]} labelled samples, {args.iters} head '
-          f'iterations, val split of {root}')
+          f'iterations, {norm}, val split of {root}')
     for name, m, n, _ in rows:
         print(f'  {name:12s} mAP {m[0]:.4f} ± {m[1]:.4f}   NDS {n[0]:.4f} ± {n[1]:.4f}')
     return 0

@@ -3,17 +3,21 @@
     python tools/benchmarks/label_efficiency.py                       # default setting, work_dirs/label_efficiency
     python tools/benchmarks/label_efficiency.py --smoke --out /tmp/le  # a few minutes: every job kind once
     python tools/benchmarks/label_efficiency.py --preset large --workers 8   # bigger machines
+    python tools/benchmarks/label_efficiency.py --preset diverse --out work_dirs/le_diverse  # 40 + 20 scenes of 2
     python tools/benchmarks/label_efficiency.py --report-only --md tools/benchmarks/label_efficiency.md
 
-One synthetic nuScenes set (v1.0-trainval scene names: half train scenes for pre-training and fine-tuning, half
-val scenes for evaluation) is generated, or reused with ``--data-root``. Every arm is pre-trained once on all
-train samples without labels and exported; scratch is fine-tuned along an iteration ladder to fix the
-iteration count; then every arm gets a frozen-encoder probe (all arms) and full fine-tuning (``finetune_arms``)
-at each label fraction and seed, scored with NuScenesMetric on the val split. One JSON record per job is written
-atomically under ``OUT/records``: a killed run continues where it stopped, and a later run with more seeds adds
-only the missing jobs. The tables and the plot are rewritten at the end of every run.
+One synthetic nuScenes set (v1.0-trainval scene names: train scenes for pre-training and fine-tuning, val scenes
+for evaluation; half and half, or ``val_scenes`` of them) is generated, or reused with ``--data-root``. The report
+gives the distinct annotated objects per class of the train split, of every labelled subset and of the val split.
+Every arm is pre-trained once on all train samples without labels and exported; scratch is fine-tuned along an
+iteration ladder to fix the iteration count; then every arm gets a frozen-encoder probe (all arms) and full
+fine-tuning (``finetune_arms``) at each label fraction and seed, scored with NuScenesMetric on the val split. One
+JSON record per job is written atomically under ``OUT/records``: a killed run continues where it stopped, and a
+later run with more seeds adds only the missing jobs. The tables and the plot are rewritten at the end of every
+run.
 """
 import argparse
+import dataclasses
 import json
 import os
 import os.path as osp
@@ -63,8 +67,11 @@ def make_setting(args) -> Setting:
     return setting
 
 
-def settle(paths: RunPaths, setting: Setting) -> Setting:
-    """The run directory's setting: a new one is saved; an existing one must agree on the identity fields."""
+def settle(paths: RunPaths, setting: Setting, report_only: bool = False) -> Setting:
+    """The run directory's setting: a new one is saved; an existing one must agree on the identity fields
+    (``report_only``: an existing one is used as it is, so that any run directory's report can be rewritten)."""
+    if report_only and osp.isfile(paths.setting):
+        return Setting.load(paths.setting)
     if osp.isfile(paths.setting):
         old = Setting.load(paths.setting)
         diff = old.identity_diff(setting)
@@ -132,19 +139,24 @@ def run_probe(job: Job, setting: Setting, paths: RunPaths, data: dict) -> dict:
     init_registries()
     from clap_plugin.benchmarks.label_efficiency.frozen_probe import FrozenProbe
     encoders = runners.arm_encoders(paths, job.arm)
-    probe = FrozenProbe(osp.join(runners.REPO, FINETUNE_CONFIG), data['data_root'], data['version'], encoders)
+    probe = FrozenProbe(osp.join(runners.REPO, FINETUNE_CONFIG), data['data_root'], data['version'], encoders,
+                        cfg_options={'model.bbox_head.heatmap_prior_prob': setting.heatmap_prior_prob})
     print(f'{job.arm}: {probe.loaded} encoder tensors loaded; features of {len(probe.train)} train and '
-          f'{len(probe.val)} val samples in {probe.feature_seconds:.0f} s', flush=True)
+          f'{len(probe.val)} val samples in {probe.feature_seconds:.0f} s (per-channel std '
+          f'{probe.scale.channel_std:.3g}, mean |f| {probe.scale.abs_mean:.3g})', flush=True)
     for f in setting.fractions:
         for s in setting.seeds:
             rid = probe_record_id(job.arm, f, s)
             if osp.isfile(paths.record(rid)):
                 continue
-            r = probe.run(float(f), int(s), setting.probe_iters, setting.probe_lr)
+            r = probe.run(float(f), int(s), setting.probe_iters, setting.probe_lr,
+                          normalize=setting.probe_version >= 2)
             print(f'{rid}: mAP {r["mAP"]:.4f} NDS {r["NDS"]:.4f} ({r["seconds"]:.0f} s)', flush=True)
-            write_json_atomic(paths.record(rid), dict(arm=job.arm, fraction=float(f), seed=int(s), **r))
+            write_json_atomic(paths.record(rid), dict(arm=job.arm, fraction=float(f), seed=int(s), **r,
+                                                      labelled_objects=runners.labelled_objects(data, f, s)))
     return dict(arm=job.arm, encoders=encoders, loaded_tensors=probe.loaded, feature_seconds=probe.feature_seconds,
-                train_samples=len(probe.train), val_samples=len(probe.val))
+                train_samples=len(probe.train), val_samples=len(probe.val),
+                feature_scale=dataclasses.asdict(probe.scale))
 
 
 def run_pretext(job: Job, setting: Setting, paths: RunPaths, data: dict) -> dict:
@@ -247,7 +259,7 @@ def main(argv=None) -> int:
         run_one(plan[args.run_job], setting, paths, args.data_root)
         return 0
     lock = lock_run_dir(paths)  # noqa: F841 (held until exit)
-    setting = settle(paths, make_setting(args))
+    setting = settle(paths, make_setting(args), args.report_only)
     import signal
     signal.signal(signal.SIGTERM, stop_children)
     signal.signal(signal.SIGINT, stop_children)

@@ -12,12 +12,12 @@ import shutil
 import subprocess
 import sys
 import time
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from mmengine.config import Config
 
 from .arms import ARMS, FINETUNE_CONFIG
-from .plan import Job, RunPaths, encoder_job
+from .plan import Job, RunPaths, encoder_job, fraction_tag
 from .setting import Setting
 
 REPO = osp.abspath(osp.join(osp.dirname(__file__), '..', '..', '..'))
@@ -84,24 +84,62 @@ def train_timing(rows: List[Dict]) -> Dict[str, float]:
 
 
 # ---------------------------------------------------------------------------------------------------- data
+def finetune_point_cloud_range() -> Optional[List[float]]:
+    """The ``point_cloud_range`` of the fine-tune config's ``ObjectRangeFilter`` (None if it has none)."""
+    cfg = Config.fromfile(osp.join(REPO, FINETUNE_CONFIG))
+    step = next((t for t in cfg.train_pipeline if t['type'] == 'ObjectRangeFilter'), None)
+    return None if step is None else [float(v) for v in step['point_cloud_range']]
+
+
+def object_counts(data: Dict, split: str, fractions_seeds: Sequence[Tuple[float, int]] = ()) -> Dict:
+    """Distinct objects and boxes per class (:mod:`.objects`) of the ``split`` info file: ``{'all': counts}`` and,
+    for each (fraction, seed), ``{'f<fraction>-s<seed>': counts}`` of the labelled subset. The boxes kept are those
+    the fine-tune config trains on (valid flag, range filter before augmentation). A data root without readable
+    nuScenes tables gives ``{'error': message}`` instead: the counts are a statistic of the run, not a step of it."""
+    from .objects import InfoObjects
+    try:
+        objects = InfoObjects.load(data['data_root'], data['version'], split)
+        pcr = finetune_point_cloud_range()
+        out = dict(all=objects.count(point_cloud_range=pcr).to_json())
+        for fraction, seed in fractions_seeds:
+            out[f'{fraction_tag(fraction)}-s{seed}'] = objects.labelled_subset(
+                fraction, seed, point_cloud_range=pcr).to_json()
+        return out
+    except (OSError, KeyError, ValueError) as err:
+        return dict(error=f'{type(err).__name__}: {err}')
+
+
+def labelled_objects(data: Dict, fraction: float, seed: int) -> Dict:
+    """Object counts of the labelled train subset at (fraction, seed), or ``{'error': ...}``."""
+    counts = object_counts(data, 'train', [(fraction, seed)])
+    return counts.get(f'{fraction_tag(fraction)}-s{seed}', counts)
+
+
 def run_data(job: Job, setting: Setting, paths: RunPaths, log: str, data_root: Optional[str] = None) -> Dict:
     if data_root is not None:  # reuse a set made before (it must have its info files)
         for name in ('nuscenes_infos_train.pkl', 'nuscenes_infos_val.pkl'):
             if not osp.isfile(osp.join(data_root, name)):
                 raise JobError(f'--data-root {data_root}: {name} is missing (run tools/create_data.py first)')
         version = 'v1.0-trainval' if osp.isdir(osp.join(data_root, 'v1.0-trainval')) else 'v1.0-mini'
-        return dict(data_root=osp.abspath(data_root) + '/', version=version, generated=False)
-    root = paths.data_root
-    if osp.isdir(osp.dirname(root.rstrip('/'))):
-        shutil.rmtree(osp.dirname(root.rstrip('/')))
-    version = 'v1.0-trainval'
-    t0 = time.time()
-    run_tool(['tools/create_synthetic_nuscenes.py', '--root', root, '--version', version, '--scenes', setting.scenes,
-              '--samples-per-scene', setting.samples_per_scene, '--seed', setting.data_seed, '--sweeps',
-              setting.sweeps, '--no-progress'], log)
-    run_tool(['tools/create_data.py', 'nuscenes', '--root-path', root, '--out-dir', root, '--extra-tag', 'nuscenes',
-              '--version', version, '--max-sweeps', 10], log)
-    return dict(data_root=root, version=version, generated=True, seconds=time.time() - t0)
+        record = dict(data_root=osp.abspath(data_root) + '/', version=version, generated=False)
+    else:
+        root = paths.data_root
+        if osp.isdir(osp.dirname(root.rstrip('/'))):
+            shutil.rmtree(osp.dirname(root.rstrip('/')))
+        version = 'v1.0-trainval'
+        t0 = time.time()
+        lo, hi = setting.objects_per_class
+        run_tool(['tools/create_synthetic_nuscenes.py', '--root', root, '--version', version, '--scenes',
+                  setting.scenes, '--samples-per-scene', setting.samples_per_scene, '--seed', setting.data_seed,
+                  '--sweeps', setting.sweeps, '--objects-per-class', lo, hi, '--no-progress'] +
+                 ([] if setting.val_scenes is None else ['--val-scenes', setting.val_scenes]), log)
+        generate_seconds = time.time() - t0
+        run_tool(['tools/create_data.py', 'nuscenes', '--root-path', root, '--out-dir', root, '--extra-tag',
+                  'nuscenes', '--version', version, '--max-sweeps', 10], log)
+        record = dict(data_root=root, version=version, generated=True, generate_seconds=generate_seconds,
+                      seconds=time.time() - t0)
+    record['objects'] = dict(train=object_counts(record, 'train'), val=object_counts(record, 'val'))
+    return record
 
 
 def run_teacher(job: Job, setting: Setting, paths: RunPaths, log: str) -> Dict:
@@ -185,8 +223,8 @@ def run_merge(job: Job, setting: Setting, paths: RunPaths, log: str) -> Dict:
 def finetune_options(setting: Setting, data: Dict, fraction: float, seed: int, iters: int, val_interval: int,
                      load_from: Optional[str]) -> List[str]:
     """``--cfg-options`` of a CPU-tiny fine-tune: the fraction's seeded subset, a constant learning rate after
-    the warm-up (cosine to eta_min = lr), so that a run of N iterations is the first N of a longer one, and
-    the decoded images cached in memory."""
+    the warm-up (cosine to eta_min = lr), so that a run of N iterations is the first N of a longer one, the
+    setting's heatmap prior, and the decoded images cached in memory."""
     cfg = Config.fromfile(osp.join(REPO, FINETUNE_CONFIG))
     lr = cfg.optim_wrapper.optimizer.lr
     warmup = cfg.param_scheduler[0].end
@@ -196,6 +234,7 @@ def finetune_options(setting: Setting, data: Dict, fraction: float, seed: int, i
             f'train_cfg.val_interval={val_interval}', f'param_scheduler.1.end={max(iters, warmup + 1)}',
             f'param_scheduler.1.eta_min={lr}', f'default_hooks.checkpoint.interval={iters}',
             'default_hooks.checkpoint.max_keep_ckpts=1', 'default_hooks.logger.log_metric_by_epoch=False',
+            f'model.bbox_head.heatmap_prior_prob={setting.heatmap_prior_prob}',
             f'train_dataloader.dataset.dataset.pipeline.0.cache_bytes={cache}',
             f'val_dataloader.dataset.pipeline.0.cache_bytes={cache}']
     if load_from:
@@ -225,7 +264,8 @@ def run_ladder(job: Job, setting: Setting, paths: RunPaths, log: str, data: Dict
     choice = choose_iterations(curve, ladder)
     shutil.rmtree(work, ignore_errors=True)  # checkpoints are not needed any more; the record has the curve
     return dict(arm='scratch', fraction=job.fraction, seed=job.seed, curve=curve, ladder=ladder, **choice,
-                seconds=time.time() - t0, **train_timing(rows))
+                seconds=time.time() - t0, **train_timing(rows),
+                labelled_objects=labelled_objects(data, job.fraction, job.seed))
 
 
 def arm_encoders(paths: RunPaths, arm: str) -> Optional[str]:
@@ -245,4 +285,5 @@ def run_finetune(job: Job, setting: Setting, paths: RunPaths, log: str, data: Di
         raise JobError(f'no validation at iteration {iters} in {work}')
     shutil.rmtree(work, ignore_errors=True)
     return dict(arm=job.arm, fraction=job.fraction, seed=job.seed, iterations=iters, mAP=curve[-1]['mAP'],
-                NDS=curve[-1]['NDS'], seconds=time.time() - t0, **train_timing(rows))
+                NDS=curve[-1]['NDS'], seconds=time.time() - t0, **train_timing(rows),
+                labelled_objects=labelled_objects(data, job.fraction, job.seed))

@@ -51,6 +51,45 @@ def collect(records: Dict[str, Dict], measure: str) -> Dict[Tuple[str, float], D
     return out
 
 
+def labelled_subsets(records: Dict[str, Dict]) -> Dict[Tuple[float, int], Dict]:
+    """(fraction, seed) -> the object counts of that labelled subset (``labelled_objects`` of the fine-tune,
+    probe and ladder records; the same subset in every record of a fraction and seed)."""
+    out: Dict[Tuple[float, int], Dict] = {}
+    for r in records.values():
+        counts = r.get('labelled_objects') if isinstance(r, dict) else None
+        if counts and 'distinct' in counts and 'fraction' in r and 'seed' in r:
+            out.setdefault((float(r['fraction']), int(r['seed'])), counts)
+    return dict(sorted(out.items()))
+
+
+def objects_table(records: Dict[str, Dict]) -> List[str]:
+    """Distinct annotated objects (and boxes) per class: the train split, each labelled subset, the val split.
+
+    Distinct objects are nuScenes instances; boxes count an object once per keyframe it is annotated in."""
+    data_objects = records.get('data', {}).get('objects', {})
+    rows: List[Tuple[str, Dict]] = []
+    train = data_objects.get('train', {}).get('all')
+    if train:
+        rows.append(('train split (all)', train))
+    rows += [(f'labelled {f:g}, seed {s}', c) for (f, s), c in labelled_subsets(records).items()]
+    val = data_objects.get('val', {}).get('all')
+    if val:
+        rows.append(('val split', val))
+    if not rows:
+        return []
+    classes = list(rows[0][1]['distinct'])
+    lines = ['## Labelled objects: distinct objects (boxes) per class', '',
+             'Distinct = nuScenes instances; boxes count an object once per keyframe it is annotated in. Boxes '
+             'as the fine-tune trains on them (valid, inside the range before augmentation).', '',
+             '| subset | samples | ' + ' | '.join(classes) + ' | all |', '|' + '---|' * (3 + len(classes))]
+    for name, c in rows:
+        cells = [f'{c["distinct"].get(k, 0)} ({c["boxes"].get(k, 0)})' for k in classes]
+        total = f'{sum(c["distinct"].values())} ({sum(c["boxes"].values())})'
+        lines.append(f'| {name} | {c["samples"]} | ' + ' | '.join(cells) + f' | {total} |')
+    errors = sorted({e for split in data_objects.values() for e in [split.get('error')] if e})
+    return lines + [''] + [f'Object counts unavailable: {e}' for e in errors] + ([''] if errors else [])
+
+
 def _fmt(m: float, s: float, n: int) -> str:
     return f'{m:.4f} ± {s:.4f} (n={n})' if n else '—'
 
@@ -137,6 +176,7 @@ def render_markdown(setting: Setting, records: Dict[str, Dict], command: str, pl
     data = records.get('data', {})
     lines += ['## Setting', '', '```json', json.dumps(setting.to_json(), indent=None), '```', '',
               f'Data: `{data.get("data_root", "?")}` ({data.get("version", "?")}).', '']
+    lines += objects_table(records)
     lad = records.get('ladder')
     if lad:
         curve = ', '.join(f'{c["step"]}: {c["mAP"]:.4f} / {c["NDS"]:.4f}' for c in lad['curve'])
@@ -147,7 +187,12 @@ def render_markdown(setting: Setting, records: Dict[str, Dict], command: str, pl
                   (' — scratch was still improving at the longest rung, so the ladder is capped by the CPU budget '
                    'rather than converged.' if lad.get('at_cap') else '.'), '']
     if probe:
-        lines += ['## Frozen-encoder probe (encoders frozen, only `bbox_head` trains)', '']
+        lines += ['## Frozen-encoder probe (encoders frozen, only `bbox_head` trains)', '',
+                  ('The head reads the cached fused BEV maps standardised per channel (a BatchNorm without affine, '
+                   'probe version 2), so the probe does not depend on the scale of an arm\'s features.'
+                   if setting.probe_version >= 2 else
+                   'The head reads the raw cached fused BEV maps (probe version 1): an arm whose features are '
+                   'larger or smaller gets a different effective learning rate.'), '']
         lines += results_table(probe, [a for a in setting.probe_arms], fr) + ['']
     if fine:
         lines += ['## Full fine-tuning', '']

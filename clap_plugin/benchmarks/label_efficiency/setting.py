@@ -1,8 +1,8 @@
-"""The sizes of one label-efficiency run, with the presets ``default``, ``smoke`` and ``large``."""
+"""The sizes of one label-efficiency run, with the presets ``default``, ``smoke``, ``diverse`` and ``large``."""
 import dataclasses
 import json
 from dataclasses import dataclass
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 from .arms import ARMS
 
@@ -12,13 +12,21 @@ class Setting:
     """What one benchmark run does. Fields under ``IDENTITY`` fix the experiment: a run directory refuses a
     setting that changes them. Seeds, fractions and arms may grow between runs (a later session adds seeds).
 
-    Data: ``scenes`` synthetic v1.0-trainval scenes of ``samples_per_scene`` keyframes; the generator alternates
-    official train and val scenes, so half are pre-training / fine-tuning scenes and half are the val split.
-    Every pre-training uses all train samples without labels; fine-tuning keeps ``fraction`` of them with labels.
+    Data: ``scenes`` synthetic v1.0-trainval scenes of ``samples_per_scene`` keyframes, each with
+    ``objects_per_class`` (min, max) annotated objects of every class of its own, and ``sweeps`` LiDAR sweeps
+    before each keyframe. ``val_scenes`` of the scenes are official val scenes (the val split), the others train
+    scenes; None alternates them (half and half). Every pre-training uses all train samples without labels;
+    fine-tuning keeps ``fraction`` of them with labels.
+
+    Model: ``heatmap_prior_prob`` is the detector head's dense heatmap prior (``bbox_head.heatmap_prior_prob``,
+    None: off), set on every probe and fine-tune. Probe: ``probe_version`` 2 standardises the frozen maps per
+    channel before the head (scale-invariant); 1 feeds them raw (the probe of runs made before the field existed).
     """
     scenes: int = 10
     samples_per_scene: int = 6
     sweeps: int = 2
+    objects_per_class: Tuple[int, int] = (1, 2)
+    val_scenes: Optional[int] = None
     data_seed: int = 0
     teacher_scenes: int = 10
     teacher_samples_per_scene: int = 4
@@ -27,6 +35,8 @@ class Setting:
     ladder: Tuple[int, ...] = (20, 40, 80)
     probe_iters: int = 100
     probe_lr: float = 1e-3
+    probe_version: int = 2
+    heatmap_prior_prob: Optional[float] = 0.1
     image_cache_mb: int = 2048
     pretext_samples: int = 6
     fractions: Tuple[float, ...] = (0.1, 0.25)
@@ -34,8 +44,11 @@ class Setting:
     probe_arms: Tuple[str, ...] = tuple(ARMS)
     finetune_arms: Tuple[str, ...] = ('scratch', 'unipad', 'joint_curvature', 'clap')
 
-    IDENTITY = ('scenes', 'samples_per_scene', 'sweeps', 'data_seed', 'teacher_scenes', 'teacher_samples_per_scene',
-                'teacher_iters', 'pretrain_epochs', 'ladder', 'probe_iters', 'probe_lr', 'pretext_samples')
+    IDENTITY = ('scenes', 'samples_per_scene', 'sweeps', 'objects_per_class', 'val_scenes', 'data_seed',
+                'teacher_scenes', 'teacher_samples_per_scene', 'teacher_iters', 'pretrain_epochs', 'ladder',
+                'probe_iters', 'probe_lr', 'probe_version', 'heatmap_prior_prob', 'pretext_samples')
+    # what a setting saved before a field existed ran with (its records were made so)
+    LEGACY = dict(objects_per_class=(1, 2), val_scenes=None, probe_version=1, heatmap_prior_prob=None)
 
     def validate(self) -> None:
         for name in ('scenes', 'samples_per_scene', 'pretrain_epochs', 'probe_iters', 'teacher_iters'):
@@ -43,6 +56,21 @@ class Setting:
                 raise ValueError(f'setting {name} must be >= 1, got {getattr(self, name)}')
         if self.scenes < 2:
             raise ValueError(f'setting scenes must be >= 2 (a train and a val scene), got {self.scenes}')
+        if self.samples_per_scene < 2:
+            raise ValueError(f'setting samples_per_scene must be >= 2 (the generator needs two keyframes for '
+                             f'velocities), got {self.samples_per_scene}')
+        opc = tuple(int(v) for v in self.objects_per_class)
+        if len(opc) != 2 or not 0 <= opc[0] <= opc[1] or opc[1] < 1:
+            raise ValueError(f'setting objects_per_class must be (min, max) with 0 <= min <= max, max >= 1, got '
+                             f'{self.objects_per_class}')
+        if self.val_scenes is not None and not 1 <= int(self.val_scenes) < self.scenes:
+            raise ValueError(f'setting val_scenes must be None or in [1, scenes - 1 = {self.scenes - 1}], got '
+                             f'{self.val_scenes}')
+        if self.probe_version not in (1, 2):
+            raise ValueError(f'setting probe_version must be 1 (raw maps) or 2 (standardised), got '
+                             f'{self.probe_version}')
+        if self.heatmap_prior_prob is not None and not 0.0 < float(self.heatmap_prior_prob) < 1.0:
+            raise ValueError(f'setting heatmap_prior_prob must be None or in (0, 1), got {self.heatmap_prior_prob}')
         if not self.ladder or list(self.ladder) != sorted(set(self.ladder)) or self.ladder[0] < 1:
             raise ValueError(f'setting ladder must be increasing positive iteration counts, got {self.ladder}')
         for f in self.fractions:
@@ -53,6 +81,16 @@ class Setting:
             raise ValueError(f'unknown arms {unknown}; known: {list(ARMS)}')
         if 'scratch' not in self.finetune_arms:
             raise ValueError('finetune_arms must include scratch (the protocol fixes the iteration count on it)')
+
+    @property
+    def train_scenes(self) -> int:
+        """Scenes of the train split (the generator's split of ``scenes``)."""
+        return self.scenes - self.val_scene_count
+
+    @property
+    def val_scene_count(self) -> int:
+        """Scenes of the val split (every other scene, the second first, when ``val_scenes`` is None)."""
+        return self.scenes // 2 if self.val_scenes is None else int(self.val_scenes)
 
     @property
     def ladder_fraction(self) -> float:
@@ -69,7 +107,8 @@ class Setting:
         unknown = sorted(set(data) - set(names))
         if unknown:
             raise ValueError(f'unknown setting keys {unknown}')
-        kw = {k: (tuple(v) if isinstance(v, list) else v) for k, v in data.items()}
+        kw = dict(cls.LEGACY)
+        kw.update({k: (tuple(v) if isinstance(v, list) else v) for k, v in data.items()})
         return cls(**kw)
 
     def identity_diff(self, other: 'Setting') -> List[str]:
@@ -90,6 +129,10 @@ class Setting:
 PRESETS: Dict[str, Setting] = dict(
     # about two hours on a 2-core CPU machine with two workers (see tools/benchmarks/label_efficiency.md)
     default=Setting(),
+    # data that can teach a detector: many scenes of 2 keyframes (each scene with objects of its own), 40 train
+    # scenes (80 samples) and 20 val scenes (40 samples), 1-3 objects per class and scene, 1 sweep; otherwise the
+    # default setting's schedules (to be fixed by the ceiling run)
+    diverse=Setting(scenes=60, samples_per_scene=2, sweeps=1, objects_per_class=(1, 3), val_scenes=20),
     # a few minutes: the plumbing of every job kind, for the test suite
     smoke=Setting(scenes=2, samples_per_scene=3, teacher_scenes=2, teacher_samples_per_scene=2, teacher_iters=4,
                   pretrain_epochs=1, ladder=(2, 4), probe_iters=4, image_cache_mb=256, pretext_samples=1,

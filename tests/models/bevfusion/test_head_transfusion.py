@@ -1,6 +1,7 @@
 """CLAPTransFusionHead: state-dict compatibility with BEVFusion, forward, loss, backward, predict."""
 import copy
 import json
+import math
 import os.path as osp
 
 import pytest
@@ -284,3 +285,66 @@ def test_loss_with_a_sample_without_boxes():
         assert torch.isfinite(v).all(), k
     sum(v for k, v in losses.items() if 'loss' in k).backward()
     assert feats.grad[1].abs().sum() > 0  # the empty sample still gets the background losses
+
+
+# ------------------------------------------------------------------------------------- dense heatmap prior
+def _prior_head(prior, seed=0):
+    torch.manual_seed(seed)
+    head = MODELS.build(dict(small_head_cfg(), heatmap_prior_prob=prior))
+    head.init_weights()
+    return head
+
+
+def test_heatmap_prior_sets_the_focal_bias_and_nothing_else():
+    p = 0.1
+    with_prior, without = _prior_head(p), _prior_head(None)
+    bias = with_prior.heatmap_head[-1].bias
+    assert torch.allclose(bias, torch.full_like(bias, -math.log((1 - p) / p)))
+    assert abs(bias[0].item() - (-2.1972)) < 1e-4
+    assert torch.allclose(bias.sigmoid(), torch.full_like(bias, p))
+    # None is the conv's default init: a non-constant bias inside PyTorch's bound 1 / sqrt(fan_in)
+    conv = without.heatmap_head[-1]
+    fan_in = conv.weight[0].numel()
+    assert conv.bias.std() > 0 and conv.bias.abs().max() <= 1 / math.sqrt(fan_in)
+    # same seed: every other tensor is identical, and the state dict has the same names and shapes
+    a, b = with_prior.state_dict(), without.state_dict()
+    assert a.keys() == b.keys() and all(a[k].shape == b[k].shape for k in a)
+    differ = [k for k in a if not torch.equal(a[k], b[k])]
+    assert differ == ['heatmap_head.1.bias']
+
+
+def test_heatmap_prior_sets_the_initial_heatmap_probability_and_loss():
+    feats = torch.randn(2, 16, 16, 16, generator=torch.Generator().manual_seed(3))
+    probs, losses = {}, {}
+    for prior in (0.1, None):
+        head = _prior_head(prior)
+        head.train()
+        with torch.no_grad():
+            probs[prior] = head([feats])[0]['dense_heatmap'].sigmoid().mean().item()
+            losses[prior] = head.loss([feats], _samples())['loss_heatmap'].item()
+    assert abs(probs[0.1] - 0.1) < 0.03
+    assert abs(probs[None] - 0.5) < 0.1
+    assert losses[None] >= 10 * losses[0.1], losses
+
+
+def test_heatmap_prior_rejects_bad_values():
+    for bad in (0.0, 1.0, -0.1, 1.5, True, '0.1'):
+        with pytest.raises(ValueError, match='heatmap_prior_prob'):
+            MODELS.build(dict(small_head_cfg(), heatmap_prior_prob=bad))
+    with pytest.raises(ValueError, match='heatmap_prior_prob'):
+        MODELS.build(dict(small_head_cfg(), heatmap_prior_prob=0.1, bias=False))
+
+
+def test_fine_tune_configs_turn_the_prior_on_and_the_class_default_is_off():
+    import inspect
+
+    from mmengine.config import Config
+
+    from clap_plugin.models.bevfusion.heads.transfusion_head import CLAPTransFusionHead
+    default = inspect.signature(CLAPTransFusionHead).parameters['heatmap_prior_prob'].default
+    assert default is None  # upstream-compatible class default
+    root = osp.dirname(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+    for name in ('bevfusion_lidar-cam_finetune_nus.py', 'bevfusion_lidar-cam_finetune_nus_cpu-tiny.py',
+                 'bevfusion_lidar_finetune_nus.py', 'bevfusion_lidar_finetune_nus_cpu-tiny.py'):
+        cfg = Config.fromfile(osp.join(root, 'configs', name))
+        assert cfg.model.bbox_head.heatmap_prior_prob == 0.1, name

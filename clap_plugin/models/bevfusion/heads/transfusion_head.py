@@ -5,6 +5,7 @@ Parameter names and shapes equal mmdet3d ``projects/BEVFusion`` ``TransFusionHea
 either way (see ``tests/models/bevfusion/transfusion_head_state_dict_manifest.json``).
 """
 import copy
+import math
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
@@ -59,6 +60,11 @@ class CLAPTransFusionHead(BaseModule):
         train_cfg: target / assignment settings (grid, voxel, Gaussian, code weights, assigner).
         test_cfg: ``dataset`` ('nuScenes' / 'Waymo' / other) and ``nms_type`` (None or 'circle').
         bbox_coder: box coder config (default type ``CLAPTransFusionBBoxCoder``).
+        heatmap_prior_prob: initial probability p of every cell of the dense heatmap: ``init_weights`` sets
+            the last heatmap conv's bias to -log((1 - p) / p) (the focal-loss prior of RetinaNet / CenterNet;
+            p = 0.1 gives -2.197). None (upstream's default) keeps the conv's default init, where p is about
+            0.5 per cell and the dense heatmap loss starts hundreds of times above its floor. The state dict
+            is the same either way.
         init_cfg: mmengine init config.
     """
 
@@ -86,6 +92,7 @@ class CLAPTransFusionHead(BaseModule):
                  train_cfg: Optional[dict] = None,
                  test_cfg: Optional[dict] = None,
                  bbox_coder: Optional[dict] = None,
+                 heatmap_prior_prob: Optional[float] = None,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         if not loss_cls.get('use_sigmoid', False):
@@ -97,6 +104,15 @@ class CLAPTransFusionHead(BaseModule):
                 raise KeyError(f'CLAPTransFusionHead train_cfg lacks {missing}')
         if bbox_coder is None:
             raise ValueError('CLAPTransFusionHead needs a bbox_coder config')
+        if heatmap_prior_prob is not None:
+            if (isinstance(heatmap_prior_prob, bool) or not isinstance(heatmap_prior_prob, (int, float))
+                    or not 0.0 < float(heatmap_prior_prob) < 1.0):
+                raise ValueError(f'CLAPTransFusionHead heatmap_prior_prob must be None or in (0, 1), '
+                                 f'got {heatmap_prior_prob!r}')
+            if not (bias == 'auto' or bool(bias)):
+                raise ValueError(f'CLAPTransFusionHead heatmap_prior_prob needs a heatmap conv bias, but '
+                                 f'bias={bias!r}')
+        self.heatmap_prior_prob = None if heatmap_prior_prob is None else float(heatmap_prior_prob)
         self.num_classes = num_classes
         self.num_proposals = num_proposals
         self.auxiliary = auxiliary
@@ -147,10 +163,23 @@ class CLAPTransFusionHead(BaseModule):
             if p.dim() > 1:
                 nn.init.xavier_uniform_(p)
 
+    def heatmap_prior_bias(self) -> Optional[float]:
+        """The dense heatmap conv's initial bias -log((1 - p) / p) for ``heatmap_prior_prob`` p (None: off)."""
+        p = self.heatmap_prior_prob
+        return None if p is None else -math.log((1.0 - p) / p)
+
     def init_weights(self) -> None:
-        """Children's inits (heatmap bias prior), then Xavier for the decoder."""
+        """Children's inits, Xavier for the decoder, then the dense heatmap conv's bias prior when
+        ``heatmap_prior_prob`` is set (applied last: a checkpoint loaded afterwards replaces it).
+
+        As in upstream, the prediction heads sit in a torch ``nn.ModuleList``, which mmengine's init does not
+        descend into: ``SeparateHead.init_weights`` (its -2.19 classification bias) does not run, and the
+        per-query classification keeps the conv's default init."""
         super().init_weights()
         self._init_decoder()
+        prior = self.heatmap_prior_bias()
+        if prior is not None:
+            nn.init.constant_(self.heatmap_head[-1].bias, prior)
 
     # --------------------------------------------------------------- forward
     def _nms_exempt_classes(self) -> Sequence[int]:
