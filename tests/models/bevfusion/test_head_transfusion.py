@@ -309,8 +309,13 @@ def test_heatmap_prior_sets_the_focal_bias_and_nothing_else():
     # same seed: every other tensor is identical, and the state dict has the same names and shapes
     a, b = with_prior.state_dict(), without.state_dict()
     assert a.keys() == b.keys() and all(a[k].shape == b[k].shape for k in a)
-    differ = [k for k in a if not torch.equal(a[k], b[k])]
-    assert differ == ['heatmap_head.1.bias']
+    differ = sorted(k for k in a if not torch.equal(a[k], b[k]))
+    cls_biases = [f'prediction_heads.{i}.heatmap.{len(h.heatmap) - 1}.bias'
+                  for i, h in enumerate(with_prior.prediction_heads)]
+    assert differ == sorted(['heatmap_head.1.bias'] + cls_biases)
+    # the per-query classification starts at p as well (SeparateHead's own init never runs, see init_weights)
+    for name in cls_biases:
+        assert torch.allclose(a[name].sigmoid(), torch.full_like(a[name], p))
 
 
 def test_heatmap_prior_sets_the_initial_heatmap_probability_and_loss():

@@ -60,11 +60,12 @@ class CLAPTransFusionHead(BaseModule):
         train_cfg: target / assignment settings (grid, voxel, Gaussian, code weights, assigner).
         test_cfg: ``dataset`` ('nuScenes' / 'Waymo' / other) and ``nms_type`` (None or 'circle').
         bbox_coder: box coder config (default type ``CLAPTransFusionBBoxCoder``).
-        heatmap_prior_prob: initial probability p of every cell of the dense heatmap: ``init_weights`` sets
-            the last heatmap conv's bias to -log((1 - p) / p) (the focal-loss prior of RetinaNet / CenterNet;
-            p = 0.1 gives -2.197). None (upstream's default) keeps the conv's default init, where p is about
-            0.5 per cell and the dense heatmap loss starts hundreds of times above its floor. The state dict
-            is the same either way.
+        heatmap_prior_prob: initial probability p of every cell of the dense heatmap and of every query's
+            classification: ``init_weights`` sets the bias of the last heatmap conv and of each prediction
+            head's last ``heatmap`` (classification) conv to -log((1 - p) / p) (the focal-loss prior of
+            RetinaNet / CenterNet; p = 0.1 gives -2.197). None (upstream's default) keeps the convs' default
+            init, where p is about 0.5 per cell and the dense heatmap loss starts hundreds of times above its
+            floor. The state dict is the same either way.
         init_cfg: mmengine init config.
     """
 
@@ -173,13 +174,16 @@ class CLAPTransFusionHead(BaseModule):
         ``heatmap_prior_prob`` is set (applied last: a checkpoint loaded afterwards replaces it).
 
         As in upstream, the prediction heads sit in a torch ``nn.ModuleList``, which mmengine's init does not
-        descend into: ``SeparateHead.init_weights`` (its -2.19 classification bias) does not run, and the
-        per-query classification keeps the conv's default init."""
+        descend into: ``SeparateHead.init_weights`` (its -2.19 classification bias) does not run, and without
+        the prior the per-query classification keeps the conv's default init. With the prior, its last
+        ``heatmap`` conv gets the same bias as the dense heatmap."""
         super().init_weights()
         self._init_decoder()
         prior = self.heatmap_prior_bias()
         if prior is not None:
             nn.init.constant_(self.heatmap_head[-1].bias, prior)
+            for pred_head in self.prediction_heads:
+                nn.init.constant_(pred_head.heatmap[-1].bias, prior)
 
     # --------------------------------------------------------------- forward
     def _nms_exempt_classes(self) -> Sequence[int]:
