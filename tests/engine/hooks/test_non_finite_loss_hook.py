@@ -79,7 +79,7 @@ def test_skip_policy_leaves_the_weights_and_counts(tmp_path):
             weights.append(runner.model.lin.weight.detach().clone())
 
     data = [dict(x=torch.ones(2)) for _ in range(5)]
-    runner = Runner(model=_Toy(), work_dir=str(tmp_path),
+    runner = Runner(model=_Toy(), work_dir=str(tmp_path), default_scope='mmdet3d',  # the suite's scope
                     train_dataloader=dict(dataset=data, sampler=dict(type='DefaultSampler', shuffle=False),
                                           batch_size=1, collate_fn=dict(type='default_collate')),
                     optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1)),
