@@ -48,8 +48,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument('--probe-arms', nargs='+', choices=sorted(ARMS), help='override the probed arms')
     p.add_argument('--finetune-arms', nargs='+', choices=sorted(ARMS), help='override the fine-tuned arms')
     p.add_argument('--data-root', help='reuse this synthetic set (with its info files) instead of generating one')
-    p.add_argument('--max-jobs', type=int, help='launch at most this many jobs, then stop (resume later)')
-    p.add_argument('--md', help='also write the tables here (the plot goes beside it)')
+    p.add_argument('--max-jobs', type=int, help='run only the first N jobs not yet done, in launch order (data, '
+                   'ceiling, ladder, teacher, pre-training, ...), then stop (resume later)')
+    p.add_argument('--md', help='also write the tables here (the plot and the JSON summary, same stem, go beside '
+                   'it)')
     p.add_argument('--report-only', action='store_true', help='only rewrite the tables and plot from the records')
     p.add_argument('--no-progress', action='store_true')
     p.add_argument('--run-job', help=argparse.SUPPRESS)  # internal: run one job of OUT's plan in this process
@@ -114,6 +116,8 @@ def run_one(job: Job, setting: Setting, paths: RunPaths, data_root=None) -> None
         record = runners.run_pretrain(job, setting, paths, log, data)
     elif job.kind == 'merge':
         record = runners.run_merge(job, setting, paths, log)
+    elif job.kind == 'ceiling':
+        record = runners.run_ceiling(job, setting, paths, log, data)
     elif job.kind == 'ladder':
         record = runners.run_ladder(job, setting, paths, log, data)
     elif job.kind == 'finetune':
