@@ -128,9 +128,15 @@ def difference_table(cells, pairs: Sequence[Tuple[str, str]], fractions: Sequenc
     return lines
 
 
+def arm_color(arm: str) -> str:
+    """The arm's colour in every panel (matplotlib's cycle, indexed by the arm's place in ``ARMS``)."""
+    return f'C{list(ARMS).index(arm) % 10}'
+
+
 def plot(cells_by_measure: Dict[str, Dict], arms: Dict[str, Sequence[str]], fractions: Sequence[float],
          path: str) -> None:
-    """mAP against label fraction with +- std error bars, one panel per measure; written atomically."""
+    """mAP against label fraction with +- std error bars, one panel per measure, an arm in the same colour in
+    every panel; written atomically."""
     import matplotlib
     import matplotlib.ticker
     matplotlib.use('Agg')
@@ -151,7 +157,8 @@ def plot(cells_by_measure: Dict[str, Dict], arms: Dict[str, Sequence[str]], frac
                     es.append(sd)
             if xs:
                 ax.errorbar([x * (1 + 0.015 * (i - len(arms[m]) / 2)) for x in xs], ys, yerr=es, marker='o',
-                            capsize=3, label=ARMS[arm].label, lw=2.2 if arm == 'clap' else 1.2)
+                            capsize=3, label=ARMS[arm].label, lw=2.2 if arm == 'clap' else 1.2,
+                            color=arm_color(arm))
         ax.set_xscale('log')
         ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
         ax.set_xticks([100 * f for f in fractions])
