@@ -10,11 +10,13 @@ One synthetic nuScenes set (v1.0-trainval scene names: train scenes for pre-trai
 for evaluation; half and half, or ``val_scenes`` of them) is generated, or reused with ``--data-root``. The report
 gives the distinct annotated objects per class of the train split, of every labelled subset and of the val split.
 Every arm is pre-trained once on all train samples without labels and exported; scratch is fine-tuned along an
-iteration ladder to fix the iteration count; then every arm gets a frozen-encoder probe (all arms) and full
+iteration ladder to fix the iteration count (and once with every train sample labelled, validated along the way:
+the ceiling curve); then every arm gets a frozen-encoder probe (all arms) and full
 fine-tuning (``finetune_arms``) at each label fraction and seed, scored with NuScenesMetric on the val split. One
 JSON record per job is written atomically under ``OUT/records``: a killed run continues where it stopped, and a
-later run with more seeds adds only the missing jobs. The tables and the plot are rewritten at the end of every
-run.
+later run with more seeds adds only the missing jobs. The tables (with the paper's claims tested), the plot and
+the machine-readable summary ``label_efficiency.json`` (beside each markdown file) are rewritten at the end of
+every run.
 """
 import argparse
 import dataclasses
@@ -31,7 +33,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 from clap_plugin.benchmarks.label_efficiency import jobs as runners  # noqa: E402
 from clap_plugin.benchmarks.label_efficiency.arms import ARMS, FINETUNE_CONFIG  # noqa: E402
 from clap_plugin.benchmarks.label_efficiency.plan import Job, RunPaths, build_plan, by_id, fraction_tag, probe_id  # noqa
-from clap_plugin.benchmarks.label_efficiency.report import load_records, plot, render_markdown  # noqa: E402
+from clap_plugin.benchmarks.label_efficiency.report import load_records, plot, render_markdown, summary_json  # noqa
 from clap_plugin.benchmarks.label_efficiency.scheduler import run_jobs  # noqa: E402
 from clap_plugin.benchmarks.label_efficiency.setting import PRESETS, Setting  # noqa: E402
 from clap_plugin.utils.atomic_write import write_json_atomic  # noqa: E402
@@ -48,8 +50,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument('--probe-arms', nargs='+', choices=sorted(ARMS), help='override the probed arms')
     p.add_argument('--finetune-arms', nargs='+', choices=sorted(ARMS), help='override the fine-tuned arms')
     p.add_argument('--data-root', help='reuse this synthetic set (with its info files) instead of generating one')
-    p.add_argument('--max-jobs', type=int, help='launch at most this many jobs, then stop (resume later)')
-    p.add_argument('--md', help='also write the tables here (the plot goes beside it)')
+    p.add_argument('--max-jobs', type=int, help='run only the first N jobs not yet done, in launch order (data, '
+                   'ceiling, ladder, teacher, pre-training, ...), then stop (resume later)')
+    p.add_argument('--md', help='also write the tables here (the plot and the JSON summary, same stem, go beside '
+                   'it)')
     p.add_argument('--report-only', action='store_true', help='only rewrite the tables and plot from the records')
     p.add_argument('--no-progress', action='store_true')
     p.add_argument('--run-job', help=argparse.SUPPRESS)  # internal: run one job of OUT's plan in this process
@@ -114,6 +118,8 @@ def run_one(job: Job, setting: Setting, paths: RunPaths, data_root=None) -> None
         record = runners.run_pretrain(job, setting, paths, log, data)
     elif job.kind == 'merge':
         record = runners.run_merge(job, setting, paths, log)
+    elif job.kind == 'ceiling':
+        record = runners.run_ceiling(job, setting, paths, log, data)
     elif job.kind == 'ladder':
         record = runners.run_ladder(job, setting, paths, log, data)
     elif job.kind == 'finetune':
@@ -217,6 +223,11 @@ def launcher(args, paths: RunPaths):
     return launch
 
 
+def summary_path(md_path: str) -> str:
+    """The JSON summary beside a markdown report: same folder and stem, ``.json``."""
+    return osp.splitext(md_path)[0] + '.json'
+
+
 def write_report(paths: RunPaths, setting: Setting, command: str, md_path=None) -> str:
     records = load_records(paths)
     wall = None
@@ -236,8 +247,10 @@ def write_report(paths: RunPaths, setting: Setting, command: str, md_path=None) 
     if have_plot:
         plot(cells, dict(probe=setting.probe_arms, finetune=setting.finetune_arms), setting.fractions, png)
     text = render_markdown(setting, records, command, 'label_efficiency.png' if have_plot else None, wall)
+    summary = summary_json(setting, records)
     targets = [osp.join(paths.out, 'label_efficiency.md')] + ([md_path] if md_path else [])
     for md in targets:
+        write_json_atomic(summary_path(md), summary)
         os.makedirs(osp.dirname(osp.abspath(md)), exist_ok=True)
         tmp = md + '.tmp'
         with open(tmp, 'w') as f:

@@ -12,11 +12,13 @@ import shutil
 import subprocess
 import sys
 import time
+from dataclasses import asdict
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from mmengine.config import Config
 
 from .arms import ARMS, FINETUNE_CONFIG
+from .curves import ceiling_summary, ladder_convergence
 from .plan import Job, RunPaths, encoder_job, fraction_tag
 from .setting import Setting
 
@@ -262,9 +264,30 @@ def run_ladder(job: Job, setting: Setting, paths: RunPaths, log: str, data: Dict
     rows = scalars(work)
     curve = val_metrics(rows)
     choice = choose_iterations(curve, ladder)
+    convergence = asdict(ladder_convergence(curve, ladder))  # saturated by the 5 % rule, or the cap that stopped it
     shutil.rmtree(work, ignore_errors=True)  # checkpoints are not needed any more; the record has the curve
     return dict(arm='scratch', fraction=job.fraction, seed=job.seed, curve=curve, ladder=ladder, **choice,
-                seconds=time.time() - t0, **train_timing(rows),
+                **convergence, seconds=time.time() - t0, **train_timing(rows),
+                labelled_objects=labelled_objects(data, job.fraction, job.seed))
+
+
+def run_ceiling(job: Job, setting: Setting, paths: RunPaths, log: str, data: Dict) -> Dict:
+    """Scratch with every train sample labelled (seed 0), validated every ``ceiling_interval`` iterations up to
+    ``ceiling_max_iters``, with the ladder's fine-tune options: what the detector can learn on this data. The
+    record has the curve, the best validation and the 5 % saturation rule's verdict (:mod:`.curves`)."""
+    work = fresh_dir(paths.work(job.id))
+    t0 = time.time()
+    iters, interval = int(setting.ceiling_max_iters), int(setting.ceiling_interval)
+    run_tool(['tools/train.py', FINETUNE_CONFIG, '--work-dir', work, '--cfg-options'] + finetune_options(
+        setting, data, job.fraction, job.seed, iters, interval, None), log)
+    rows = scalars(work)
+    try:
+        summary = ceiling_summary(val_metrics(rows), interval, iters)
+    except ValueError as err:
+        raise JobError(f'{err}; see {log}') from err
+    shutil.rmtree(work, ignore_errors=True)
+    return dict(arm='scratch', fraction=job.fraction, seed=job.seed, max_iters=iters, interval=interval,
+                **asdict(summary), seconds=time.time() - t0, **train_timing(rows),
                 labelled_objects=labelled_objects(data, job.fraction, job.seed))
 
 

@@ -58,6 +58,9 @@ class RunPaths:
         return osp.join(self.out, 'setting.json')
 
 
+CEILING = 'ceiling'
+
+
 def fraction_tag(fraction: float) -> str:
     return f'f{float(fraction):g}'
 
@@ -82,7 +85,8 @@ def build_plan(setting: Setting) -> List[Job]:
     """Every job of the run, dependencies before dependants."""
     setting.validate()
     arms = list(dict.fromkeys(tuple(setting.probe_arms) + tuple(setting.finetune_arms)))
-    jobs: List[Job] = [Job('data', 'data')]
+    # the ceiling first after the data: scratch with all labels, the detector's reach on this data
+    jobs: List[Job] = [Job('data', 'data'), Job(CEILING, 'ceiling', ('data', ), arm='scratch', fraction=1.0, seed=0)]
     needs_teacher = any(s.needs_teacher for a in arms for s in ARMS[a].stages)
     if needs_teacher:
         jobs.append(Job('teacher', 'teacher'))

@@ -1,15 +1,26 @@
 """Aggregate the records of a label-efficiency run: tables (mean +- std over seeds, differences of means +- their
-standard error), the ladder, the pretext figures, the timings, and the plot of mAP against the label fraction."""
+standard error), the ceiling and the ladder, the claims, the pretext figures, the timings, the plot of mAP
+against the label fraction, and the machine-readable summary (:func:`summary_json`)."""
 import glob
 import json
-import math
 import os
 import os.path as osp
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from .arms import ARMS
-from .plan import RunPaths
+from .claims import CLAIMS, EQUIVALENCE_MARGIN, claim_rows, claim_text
+from .curves import SATURATION_GAIN, ladder_convergence
+from .plan import CEILING, RunPaths
 from .setting import Setting
+from .stats import contrast, diff_of_means, mean_std
+
+__all__ = ['collect', 'diff_of_means', 'load_records', 'mean_std', 'plot', 'render_markdown', 'summary_json']
+
+# the differences of the tables and of the summary (a - b); the summary has each at every measure and fraction
+DIFFERENCE_PAIRS: Tuple[Tuple[str, str], ...] = (
+    ('clap', 'scratch'), ('clap', 'unipad'), ('unipad', 'scratch'), ('joint_curvature', 'scratch'),
+    ('joint_uniform', 'scratch'), ('clap', 'joint_curvature'))
+MEASURES = ('probe', 'finetune')
 
 
 def load_records(paths: RunPaths) -> Dict[str, Dict]:
@@ -18,22 +29,6 @@ def load_records(paths: RunPaths) -> Dict[str, Dict]:
         with open(path) as f:
             out[osp.basename(path)[:-5]] = json.load(f)
     return out
-
-
-def mean_std(values: Sequence[float]) -> Tuple[float, float]:
-    """Mean and sample standard deviation (0 for a single value)."""
-    n = len(values)
-    if n == 0:
-        return float('nan'), float('nan')
-    m = sum(values) / n
-    s = math.sqrt(sum((v - m)**2 for v in values) / (n - 1)) if n > 1 else 0.0
-    return m, s
-
-
-def diff_of_means(a: Sequence[float], b: Sequence[float]) -> Tuple[float, float]:
-    """mean(a) - mean(b) and its standard error sqrt(s_a^2 / n_a + s_b^2 / n_b)."""
-    (ma, sa), (mb, sb) = mean_std(a), mean_std(b)
-    return ma - mb, math.sqrt(sa**2 / max(len(a), 1) + sb**2 / max(len(b), 1))
 
 
 def collect(records: Dict[str, Dict], measure: str) -> Dict[Tuple[str, float], Dict[str, List[float]]]:
@@ -107,26 +102,41 @@ def results_table(cells, arms: Sequence[str], fractions: Sequence[float]) -> Lis
     return lines
 
 
+def _fmt_contrast(value: float, se: Optional[float], paired: bool) -> str:
+    """``+0.0123 ± 0.0045`` (``n/a`` without an SE, † when unpaired; no ``-0.0000``)."""
+    text = f'{value:+.4f}'
+    if float(text) == 0:
+        text = f'{0.0:+.4f}'
+    return f'{text} ± ' + ('n/a' if se is None else f'{se:.4f}' + ('' if paired else ' †'))
+
+
+def _fmt_estimate(est) -> str:
+    return '—' if est is None else _fmt_contrast(est.value, est.se, est.paired)
+
+
 def difference_table(cells, pairs: Sequence[Tuple[str, str]], fractions: Sequence[float]) -> List[str]:
+    """Differences of arm means ± SE (:func:`.stats.contrast`: paired by seed when both arms have the same seeds;
+    † marks an unpaired SE; n/a: a single seed)."""
     lines = ['| difference | ' + ' | '.join(f'ΔmAP @ {f:g} | ΔNDS @ {f:g}' for f in fractions) + ' |',
              '|' + '---|' * (1 + 2 * len(fractions))]
     for a, b in pairs:
         row = [f'{ARMS[a].label} − {ARMS[b].label}']
         for f in fractions:
-            ca, cb = cells.get((a, float(f))), cells.get((b, float(f)))
             for k in ('mAP', 'NDS'):
-                if ca and cb:
-                    d, se = diff_of_means(ca[k], cb[k])
-                    row.append(f'{d:+.4f} ± {se:.4f}')
-                else:
-                    row.append('—')
+                row.append(_fmt_estimate(contrast(cells, ((a, 1.0), (b, -1.0)), f, key=k)))
         lines.append('| ' + ' | '.join(row) + ' |')
     return lines
 
 
+def arm_color(arm: str) -> str:
+    """The arm's colour in every panel (matplotlib's cycle, indexed by the arm's place in ``ARMS``)."""
+    return f'C{list(ARMS).index(arm) % 10}'
+
+
 def plot(cells_by_measure: Dict[str, Dict], arms: Dict[str, Sequence[str]], fractions: Sequence[float],
          path: str) -> None:
-    """mAP against label fraction with +- std error bars, one panel per measure; written atomically."""
+    """mAP against label fraction with +- std error bars, one panel per measure, an arm in the same colour in
+    every panel; written atomically."""
     import matplotlib
     import matplotlib.ticker
     matplotlib.use('Agg')
@@ -147,7 +157,8 @@ def plot(cells_by_measure: Dict[str, Dict], arms: Dict[str, Sequence[str]], frac
                     es.append(sd)
             if xs:
                 ax.errorbar([x * (1 + 0.015 * (i - len(arms[m]) / 2)) for x in xs], ys, yerr=es, marker='o',
-                            capsize=3, label=ARMS[arm].label, lw=2.2 if arm == 'clap' else 1.2)
+                            capsize=3, label=ARMS[arm].label, lw=2.2 if arm == 'clap' else 1.2,
+                            color=arm_color(arm))
         ax.set_xscale('log')
         ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
         ax.set_xticks([100 * f for f in fractions])
@@ -177,6 +188,7 @@ def render_markdown(setting: Setting, records: Dict[str, Dict], command: str, pl
     lines += ['## Setting', '', '```json', json.dumps(setting.to_json(), indent=None), '```', '',
               f'Data: `{data.get("data_root", "?")}` ({data.get("version", "?")}).', '']
     lines += objects_table(records)
+    lines += ceiling_lines(records.get(CEILING))
     lad = records.get('ladder')
     if lad:
         curve = ', '.join(f'{c["step"]}: {c["mAP"]:.4f} / {c["NDS"]:.4f}' for c in lad['curve'])
@@ -185,7 +197,7 @@ def render_markdown(setting: Setting, records: Dict[str, Dict], command: str, pl
                   f'every rung (iterations: mAP / NDS): {curve}.', '',
                   f'Chosen: **{lad["iterations"]} iterations** for every arm' +
                   (' — scratch was still improving at the longest rung, so the ladder is capped by the CPU budget '
-                   'rather than converged.' if lad.get('at_cap') else '.'), '']
+                   'rather than converged.' if lad.get('at_cap') else '.'), '', ladder_sentence(lad), '']
     if probe:
         lines += ['## Frozen-encoder probe (encoders frozen, only `bbox_head` trains)', '',
                   ('The head reads the cached fused BEV maps standardised per channel (a BatchNorm without affine, '
@@ -197,12 +209,14 @@ def render_markdown(setting: Setting, records: Dict[str, Dict], command: str, pl
     if fine:
         lines += ['## Full fine-tuning', '']
         lines += results_table(fine, [a for a in setting.finetune_arms], fr) + ['']
-    pairs = [('clap', 'scratch'), ('clap', 'unipad'), ('unipad', 'scratch'), ('joint_curvature', 'scratch')]
     for name, cells in (('frozen probe', probe), ('full fine-tuning', fine)):
-        have = [p for p in pairs if any((p[0], f) in cells and (p[1], f) in cells for f in fr)]
+        have = [p for p in DIFFERENCE_PAIRS if any((p[0], f) in cells and (p[1], f) in cells for f in fr)]
         if have:
-            lines += [f'### Differences of means ± standard error, {name}', '']
+            lines += [f'### Differences of means ± standard error, {name}', '',
+                      'SE paired by seed when both arms have the same seeds (a seed fixes the labelled subset of '
+                      'every arm); † unpaired; n/a a single seed.', '']
             lines += difference_table(cells, have, fr) + ['']
+    lines += claims_lines(dict(probe=probe, finetune=fine), fr)
     if plot_name:
         lines += [f'![mAP against label fraction]({plot_name})', '']
     pretext = {k: v for k, v in records.items() if k.startswith('pretext-')}
@@ -221,8 +235,131 @@ def render_markdown(setting: Setting, records: Dict[str, Dict], command: str, pl
     return '\n'.join(lines) + '\n'
 
 
+def ceiling_lines(ceiling: Optional[Dict]) -> List[str]:
+    """The ceiling run: its curve as a table and the 5 % rule's verdict."""
+    if not ceiling:
+        return []
+    lines = ['## Ceiling: scratch with every train sample labelled', '',
+             f'One fine-tune from scratch at fraction {ceiling["fraction"]:g} (seed {ceiling["seed"]}), val every '
+             f'{ceiling["interval"]} iterations up to {ceiling["max_iters"]}, the fine-tune options of the ladder '
+             '(constant lr after the warm-up, the setting\'s heatmap prior).', '',
+             '| iterations | val mAP | val NDS |', '|---|---|---|']
+    for c in ceiling['curve']:
+        best = c['step'] == ceiling['best_iters']
+        cells = [f'{c["mAP"]:.4f}', f'{c["NDS"]:.4f}']
+        lines.append(f'| {c["step"]} | ' + ' | '.join(f'**{v}**' if best else v for v in cells) + ' |')
+    lines += ['', f'Best: **mAP {ceiling["best_map"]:.4f}** (NDS {ceiling["best_nds"]:.4f}) at '
+                  f'{ceiling["best_iters"]} iterations. ' + (
+                      f'Saturated at {ceiling["saturated_at"]} iterations: the next validation improved val mAP by '
+                      f'less than {SATURATION_GAIN:.0%} relative.' if ceiling['saturated'] else
+                      f'Not saturated: every validation improved val mAP on the one before by at least '
+                      f'{SATURATION_GAIN:.0%} relative (or started from 0); stopped by the cap, '
+                      f'{ceiling["stopped_by"]}.'), '']
+    return lines
+
+
+def ladder_sentence(ladder: Dict) -> str:
+    """The 5 % rule on the ladder's last rung, from its curve (so also for a record made before the rule)."""
+    c = ladder_convergence(ladder['curve'], ladder['ladder'])
+    if len(ladder['ladder']) < 2:
+        return f'A single rung: the {SATURATION_GAIN:.0%} rule cannot test it; stopped by the {c.stopped_by}.'
+    change = 'from mAP 0' if c.last_gain is None else f'by {c.last_gain:+.1%} relative'
+    if c.saturated:
+        return (f'Converged by the {SATURATION_GAIN:.0%} rule: the last rung changed val mAP {change} on the rung '
+                'before.')
+    return (f'Not converged by the {SATURATION_GAIN:.0%} rule: the last rung changed val mAP {change} on the rung '
+            f'before; stopped by the {c.stopped_by}.')
+
+
+def claims_lines(cells_by_measure: Dict[str, Dict], fractions: Sequence[float]) -> List[str]:
+    """The claims table at the smallest label fraction, probe and full fine-tuning (:mod:`.claims`)."""
+    if not fractions or not any(cells_by_measure.values()):
+        return []
+    f = min(fractions)
+    names = dict(probe='frozen probe', finetune='full fine-tuning')
+    lines = [f'## The paper\'s claims, at {f:g} of the labels', '',
+             'Each claim as a contrast of mAP means that is positive when it holds, ± its SE (paired by seed when '
+             'the arms share their seeds, † unpaired). Verdict: supported when the contrast is > 2 SE, '
+             'contradicted when < −2 SE, else unresolved (also with a single seed); missing when an arm has no '
+             f'records. "≈" holds within ±{EQUIVALENCE_MARGIN:g} mAP: supported when the 2-SE interval of the '
+             'difference lies inside that margin, contradicted when it lies wholly outside it.', '',
+             '| claim | measure | contrast ± SE | n | verdict |', '|---|---|---|---|---|']
+    for measure in MEASURES:
+        for r in claim_rows(cells_by_measure.get(measure, {}), measure, f):
+            if r.diff is None:
+                value = '— (no ' + ', '.join(ARMS[a].label for a in r.missing) + ')'
+            else:
+                value = _fmt_contrast(r.diff, r.se, r.paired)
+            lines.append(f'| {claim_text(r.claim)} | {names[measure]} | {value} | {r.n or "—"} | {r.verdict} |')
+    return lines + ['']
+
+
+def _stats_cell(c: Optional[Dict]) -> Dict:
+    if not c or not c['mAP']:
+        return dict(map_mean=None, map_std=None, nds_mean=None, nds_std=None, n=0)
+    (mm, ms), (nm, ns) = mean_std(c['mAP']), mean_std(c['NDS'])
+    n = len(c['mAP'])
+    return dict(map_mean=mm, map_std=ms if n > 1 else None, nds_mean=nm, nds_std=ns if n > 1 else None, n=n)
+
+
+def summary_json(setting: Setting, records: Dict[str, Dict]) -> Dict:
+    """The machine-readable summary of a run (``label_efficiency.json``), for comparing runs:
+
+    * ``ceiling``: ``best_map``, ``best_iters``, ``curve``, ``saturated``, ``saturated_at`` (and ``best_nds``,
+      ``stopped_by``, ``interval``, ``max_iters``); None without a ceiling record;
+    * ``ladder``: the chosen iterations and the 5 % rule on the last rung; None without a ladder record;
+    * ``probe`` / ``finetune``: ``{arm: {fraction: {map_mean, map_std, nds_mean, nds_std, n}}}`` (fractions as
+      ``'%g'`` strings; stds None for a single seed, means None and n 0 without records);
+    * ``differences``: ``{a, b, measure, fraction, diff, se, n, paired}`` (mAP, a - b) of
+      :data:`DIFFERENCE_PAIRS` at every measure and fraction (diff None when an arm has no records);
+    * ``claims``: ``{claim, measure, fraction, diff, se, verdict, n, paired, missing}`` (:mod:`.claims`) at
+      every measure and fraction;
+    * ``setting`` and ``rules`` (the saturation and verdict rules in words).
+    """
+    cells = {m: collect(records, m) for m in MEASURES}
+    fractions = sorted({float(f) for f in setting.fractions} | {f for c in cells.values() for _, f in c})
+    setting_arms = dict(probe=tuple(setting.probe_arms), finetune=tuple(setting.finetune_arms))
+    out: Dict = dict(setting=setting.to_json())
+    ceiling = records.get(CEILING)
+    out['ceiling'] = None if not ceiling else {k: ceiling.get(k) for k in (
+        'best_map', 'best_iters', 'curve', 'saturated', 'saturated_at', 'best_nds', 'stopped_by', 'interval',
+        'max_iters')}
+    lad = records.get('ladder')
+    if lad:
+        conv = ladder_convergence(lad['curve'], lad['ladder'])
+        out['ladder'] = dict(iterations=lad['iterations'], ladder=lad['ladder'], at_cap=lad.get('at_cap'),
+                             curve=lad['curve'], saturated=conv.saturated, last_gain=conv.last_gain,
+                             stopped_by=conv.stopped_by)
+    else:
+        out['ladder'] = None
+    for m in MEASURES:
+        arms = [a for a in ARMS if a in setting_arms[m] or any(arm == a for arm, _ in cells[m])]
+        out[m] = {a: {f'{f:g}': _stats_cell(cells[m].get((a, f))) for f in fractions} for a in arms}
+    out['differences'] = []
+    for m in MEASURES:
+        for f in fractions:
+            for a, b in DIFFERENCE_PAIRS:
+                est = contrast(cells[m], ((a, 1.0), (b, -1.0)), f)
+                out['differences'].append(dict(
+                    a=a, b=b, measure=m, fraction=f, diff=None if est is None else est.value,
+                    se=None if est is None else est.se, n=0 if est is None else est.n,
+                    paired=False if est is None else est.paired))
+    out['claims'] = [r.to_json() for m in MEASURES for f in fractions for r in claim_rows(cells[m], m, f)]
+    out['rules'] = dict(
+        saturation=f'a curve has saturated at the first validation after which the next one improves val mAP by '
+                   f'less than {SATURATION_GAIN:g} relative (never from mAP 0); the ladder has converged when '
+                   'its last rung does so on the rung before',
+        verdict='supported when the contrast > 2 SE, contradicted when < -2 SE, else unresolved (also without an '
+                'SE, i.e. a single seed); missing when an arm has no records',
+        equivalence=f'"~=" within {EQUIVALENCE_MARGIN:g} mAP: the verdict rule on margin - |diff|',
+        se='paired by seed when every arm of the contrast has the same seeds (>= 2), else unpaired '
+           '(sqrt(sum w^2 s^2 / n)); None with a single seed',
+        claims=[c.name for c in CLAIMS])
+    return out
+
+
 def timing_lines(records: Dict[str, Dict], wall: Optional[Dict]) -> List[str]:
-    fine = [r for k, r in records.items() if k.startswith('finetune-') or k == 'ladder']
+    fine = [r for k, r in records.items() if k.startswith('finetune-') or k in ('ladder', CEILING)]
     probes = [r for k, r in records.items() if k.startswith('probe-') and 'fraction' in r]
     feats = [r for k, r in records.items() if k.startswith('probe-') and 'feature_seconds' in r]
     lines = ['## Time', '']

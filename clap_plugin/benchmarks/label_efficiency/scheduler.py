@@ -11,7 +11,8 @@ from mmengine.utils import ProgressBar
 
 from .plan import Job
 
-PRIORITY = dict(data=0, ladder=1, teacher=2, pretrain=3, merge=4, finetune=5, probe=6, pretext=7)
+# launch order among the jobs that can start (a job's dependencies always come earlier in it)
+PRIORITY = dict(data=0, ceiling=1, ladder=2, teacher=3, pretrain=4, merge=5, finetune=6, probe=7, pretext=8)
 
 
 def run_jobs(jobs: List[Job], is_done: Callable[[str], bool], launch: Callable[[Job], None], workers: int,
@@ -19,12 +20,14 @@ def run_jobs(jobs: List[Job], is_done: Callable[[str], bool], launch: Callable[[
              progress: bool = True) -> Tuple[List[str], Dict[str, str]]:
     """Run every job that is not done. ``launch(job)`` runs one job to completion and raises on failure.
 
-    Returns (the ids run to completion now, {failed or blocked id: why}). ``max_jobs`` stops launching after that
-    many jobs (a way to interrupt a run at a known point).
+    Returns (the ids run to completion now, {failed or blocked id: why}). ``max_jobs`` runs only the first that
+    many jobs that are not done, in launch order (:data:`PRIORITY`, then plan order), and leaves the rest for
+    the next run: a way to interrupt a run at a known point (``--max-jobs 2`` runs the data and the ceiling).
     """
     if workers < 1:
         raise ValueError(f'workers must be >= 1, got {workers}')
     pending = sorted((j for j in jobs if not is_done(j.id)), key=lambda j: PRIORITY.get(j.kind, 9))
+    quota = None if max_jobs is None else {j.id for j in pending[:max(max_jobs, 0)]}
     known = {j.id for j in jobs}
     for j in pending:
         missing = [d for d in j.deps if d not in known]
@@ -39,8 +42,10 @@ def run_jobs(jobs: List[Job], is_done: Callable[[str], bool], launch: Callable[[
     with ThreadPoolExecutor(max_workers=workers) as pool:
         while pending or running:
             for job in list(pending):
-                if len(running) >= workers or (max_jobs is not None and launched >= max_jobs):
+                if len(running) >= workers:
                     break
+                if quota is not None and job.id not in quota:
+                    continue
                 blocked = [d for d in job.deps if d in failed]
                 if blocked:
                     failed[job.id] = f'blocked by {blocked}'
@@ -53,7 +58,7 @@ def run_jobs(jobs: List[Job], is_done: Callable[[str], bool], launch: Callable[[
                     running[pool.submit(launch, job)] = (job, time.time())
                     launched += 1
             if not running:
-                if pending and max_jobs is not None and launched >= max_jobs:
+                if pending and quota is not None:  # the quota's jobs have run (or were blocked)
                     log(f'stopped after {launched} jobs (--max-jobs); {len(pending)} left for the next run')
                     break
                 if pending:  # nothing can start: every pending job waits on a job that will not finish
