@@ -1,10 +1,13 @@
-"""The label-efficiency benchmark: pre-train every arm, probe and fine-tune CPU-tiny BEVFusion on few labels.
+"""The label-efficiency benchmark: pre-train every arm, probe and fine-tune BEVFusion on few labels.
 
     python tools/benchmarks/label_efficiency.py                       # default setting, work_dirs/label_efficiency
     python tools/benchmarks/label_efficiency.py --smoke --out /tmp/le  # a few minutes: every job kind once
     python tools/benchmarks/label_efficiency.py --preset large --workers 8   # bigger machines
     python tools/benchmarks/label_efficiency.py --preset diverse --out work_dirs/le_diverse  # 40 + 20 scenes of 2
     python tools/benchmarks/label_efficiency.py --report-only --md tools/benchmarks/label_efficiency.md
+    python tools/benchmarks/label_efficiency.py --preset paper --data-root data/nuscenes/ --gpus 8 \
+        --teacher-checkpoint swin-t.pth --out work_dirs/le_paper     # the paper's protocol, GPU machine
+    python tools/benchmarks/label_efficiency.py --preset paper --data-root data/nuscenes/ ... --dry-run
 
 One synthetic nuScenes set (v1.0-trainval scene names: train scenes for pre-training and fine-tuning, val scenes
 for evaluation; half and half, or ``val_scenes`` of them) is generated, or reused with ``--data-root``. The report
@@ -17,6 +20,19 @@ JSON record per job is written atomically under ``OUT/records``: a killed run co
 later run with more seeds adds only the missing jobs. The tables (with the paper's claims tested), the plot and
 the machine-readable summary ``label_efficiency.json`` (beside each markdown file) are rewritten at the end of
 every run.
+
+``--preset paper`` is the paper's protocol on real nuScenes (``--data-root``: a converted v1.0-trainval tree; no
+synthetic set is made) with the full-size configs: each arm's pre-training config (12 epochs), export, and the
+full-size fine-tune config ``configs/bevfusion_lidar-cam_finetune_nus.py`` with BEVFusion's cyclic schedule at 5 %
+of the labels (``--fractions 0.05 0.025 0.01 0.005`` for more). Scratch's ladder runs that schedule and is validated
+every 5 epochs; every arm is then fine-tuned for the epochs it chose. Every training job runs through
+``bash tools/dist_train.sh CONFIG GPUS`` (``--gpus``, default 8; ``--auto-scale-lr``), one job at a time. PPKT and
+CMCR need ``--teacher-checkpoint`` (a 2D network learnt on 2D data, e.g. ImageNet / nuImages Swin-T weights). The
+frozen probe, the pretext figures and the ceiling run are CPU-tiny instruments and are not part of it.
+
+``--dry-run`` (any preset) prints the plan, one line per job with its id, kind, dependencies and the exact commands
+it would run, and builds every config those commands use (and each distinct model), then exits without running or
+writing anything.
 """
 import argparse
 import dataclasses
@@ -32,6 +48,7 @@ import time
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 from clap_plugin.benchmarks.label_efficiency import jobs as runners  # noqa: E402
 from clap_plugin.benchmarks.label_efficiency.arms import ARMS, FINETUNE_CONFIG  # noqa: E402
+from clap_plugin.benchmarks.label_efficiency.dry_run import dry_run  # noqa: E402
 from clap_plugin.benchmarks.label_efficiency.plan import Job, RunPaths, build_plan, by_id, fraction_tag, probe_id  # noqa
 from clap_plugin.benchmarks.label_efficiency.report import load_records, plot, render_markdown, summary_json  # noqa
 from clap_plugin.benchmarks.label_efficiency.scheduler import run_jobs  # noqa: E402
@@ -44,12 +61,19 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument('--out', default='work_dirs/label_efficiency', help='run directory (records, logs, data)')
     p.add_argument('--preset', choices=sorted(PRESETS), default='default')
     p.add_argument('--smoke', action='store_true', help='same as --preset smoke')
-    p.add_argument('--workers', type=int, default=2, help='jobs run at once (one CPU thread each)')
+    p.add_argument('--workers', type=int, help='jobs run at once (one CPU thread each; default 2, and 1 for '
+                   '--preset paper, whose jobs each take --gpus GPUs)')
     p.add_argument('--seeds', type=int, nargs='+', help='override the preset seeds')
     p.add_argument('--fractions', type=float, nargs='+', help='override the preset label fractions')
     p.add_argument('--probe-arms', nargs='+', choices=sorted(ARMS), help='override the probed arms')
     p.add_argument('--finetune-arms', nargs='+', choices=sorted(ARMS), help='override the fine-tuned arms')
-    p.add_argument('--data-root', help='reuse this synthetic set (with its info files) instead of generating one')
+    p.add_argument('--data-root', help='reuse this synthetic set (with its info files) instead of generating one; '
+                   '--preset paper: the converted real nuScenes v1.0-trainval tree (required)')
+    p.add_argument('--gpus', type=int, help='--preset paper: GPUs per training job (tools/dist_train.sh; default 8)')
+    p.add_argument('--teacher-checkpoint', help='--preset paper: the frozen 2D teacher of PPKT and CMCR (a local '
+                   'checkpoint of the image backbone, e.g. ImageNet / nuImages Swin-T weights)')
+    p.add_argument('--dry-run', action='store_true', help='print the plan (each job\'s commands) and build every '
+                   'config and model it uses; run and write nothing')
     p.add_argument('--max-jobs', type=int, help='run only the first N jobs not yet done, in launch order (data, '
                    'ceiling, ladder, teacher, pre-training, ...), then stop (resume later)')
     p.add_argument('--md', help='also write the tables here (the plot and the JSON summary, same stem, go beside '
@@ -67,8 +91,40 @@ def make_setting(args) -> Setting:
         if getattr(args, key) is not None:
             kw[key] = list(getattr(args, key))
     setting = Setting.from_json(kw)
-    setting.validate()
+    try:
+        setting.validate()
+    except ValueError as err:  # one line naming the value (e.g. --probe-arms with --preset paper)
+        raise SystemExit(f'error: {err}') from err
     return setting
+
+
+def check_run_args(args, setting: Setting) -> None:
+    """Refuse arguments the setting's protocol cannot run with, naming the flag (before anything is written)."""
+    needs_teacher = any(j.kind == 'teacher' for j in build_plan(setting))
+    if setting.paper:
+        if not args.data_root:
+            raise SystemExit('error: --preset paper trains on real nuScenes and generates no data: give --data-root '
+                             'DIR (a nuScenes v1.0-trainval tree with nuscenes_infos_{train,val}.pkl from '
+                             'tools/create_data.py)')
+        if not osp.isdir(args.data_root):
+            raise SystemExit(f'error: --data-root {args.data_root!r} is not a directory')
+        if args.workers is not None and args.workers != 1:
+            raise SystemExit(f'error: --workers {args.workers}: --preset paper runs one job at a time, each on '
+                             '--gpus GPUs through tools/dist_train.sh')
+        if needs_teacher and not args.teacher_checkpoint:
+            arms = [a for a in setting.finetune_arms if any(s.needs_teacher for s in ARMS[a].stages)]
+            raise SystemExit(f'error: --preset paper with {", ".join(arms)}: give --teacher-checkpoint PATH (the '
+                             'frozen 2D teacher they distil, learnt on 2D data), or leave them out with '
+                             '--finetune-arms')
+        if args.teacher_checkpoint and not osp.isfile(args.teacher_checkpoint):
+            raise SystemExit(f'error: --teacher-checkpoint {args.teacher_checkpoint!r} is not a file')
+    else:
+        for flag, value in (('--gpus', args.gpus), ('--teacher-checkpoint', args.teacher_checkpoint)):
+            if value is not None:
+                raise SystemExit(f'error: {flag} applies to --preset paper only (protocol {setting.protocol} runs '
+                                 'one CPU process per job and trains its own 2D teacher)')
+    if args.gpus is not None and args.gpus < 1:
+        raise SystemExit(f'error: --gpus must be >= 1, got {args.gpus}')
 
 
 def settle(paths: RunPaths, setting: Setting, report_only: bool = False) -> Setting:
@@ -103,8 +159,9 @@ def is_done_fn(paths: RunPaths, setting: Setting):
 
 
 # ------------------------------------------------------------------------------------------- one job
-def run_one(job: Job, setting: Setting, paths: RunPaths, data_root=None) -> None:
+def run_one(job: Job, setting: Setting, paths: RunPaths, data_root=None, gpus=None, teacher_checkpoint=None) -> None:
     log = paths.log(job.id)
+    launch = runners.default_launch(setting, gpus)
     os.makedirs(osp.dirname(log), exist_ok=True)
     t0 = time.time()
     if job.kind == 'data':
@@ -113,17 +170,17 @@ def run_one(job: Job, setting: Setting, paths: RunPaths, data_root=None) -> None
         return
     data = runners.read_record(paths, 'data') if job.kind != 'teacher' else None
     if job.kind == 'teacher':
-        record = runners.run_teacher(job, setting, paths, log)
+        record = runners.run_teacher(job, setting, paths, log, teacher_checkpoint)
     elif job.kind == 'pretrain':
-        record = runners.run_pretrain(job, setting, paths, log, data)
+        record = runners.run_pretrain(job, setting, paths, log, data, launch)
     elif job.kind == 'merge':
         record = runners.run_merge(job, setting, paths, log)
     elif job.kind == 'ceiling':
-        record = runners.run_ceiling(job, setting, paths, log, data)
+        record = runners.run_ceiling(job, setting, paths, log, data, launch)
     elif job.kind == 'ladder':
-        record = runners.run_ladder(job, setting, paths, log, data)
+        record = runners.run_ladder(job, setting, paths, log, data, launch)
     elif job.kind == 'finetune':
-        record = runners.run_finetune(job, setting, paths, log, data)
+        record = runners.run_finetune(job, setting, paths, log, data, launch)
     elif job.kind == 'probe':
         record = run_probe(job, setting, paths, data)
     elif job.kind == 'pretext':
@@ -209,6 +266,10 @@ def launcher(args, paths: RunPaths):
         cmd = [sys.executable, osp.abspath(__file__), '--out', paths.out, '--run-job', job.id]
         if args.data_root:
             cmd += ['--data-root', args.data_root]
+        if args.gpus is not None:
+            cmd += ['--gpus', str(args.gpus)]
+        if args.teacher_checkpoint:
+            cmd += ['--teacher-checkpoint', args.teacher_checkpoint]
         os.makedirs(osp.dirname(paths.log(job.id)), exist_ok=True)
         env = dict(os.environ, OMP_NUM_THREADS='1')
         with open(paths.log(job.id), 'a') as log:
@@ -245,7 +306,8 @@ def write_report(paths: RunPaths, setting: Setting, command: str, md_path=None) 
     png = osp.join(paths.out, 'label_efficiency.png')
     have_plot = any(cells.values())
     if have_plot:
-        plot(cells, dict(probe=setting.probe_arms, finetune=setting.finetune_arms), setting.fractions, png)
+        plot(cells, dict(probe=setting.probe_arms, finetune=setting.finetune_arms), setting.fractions, png,
+             'full-size BEVFusion, nuScenes' if setting.paper else 'CPU-tiny BEVFusion, synthetic nuScenes')
     text = render_markdown(setting, records, command, 'label_efficiency.png' if have_plot else None, wall)
     summary = summary_json(setting, records)
     targets = [osp.join(paths.out, 'label_efficiency.md')] + ([md_path] if md_path else [])
@@ -269,10 +331,17 @@ def main(argv=None) -> int:
         plan = by_id(build_plan(setting))
         if args.run_job not in plan:
             raise SystemExit(f'error: no job {args.run_job!r} in the plan of {paths.setting}')
-        run_one(plan[args.run_job], setting, paths, args.data_root)
+        run_one(plan[args.run_job], setting, paths, args.data_root, args.gpus, args.teacher_checkpoint)
         return 0
+    if not args.report_only:
+        setting = make_setting(args)
+        check_run_args(args, setting)
+        if args.dry_run:  # before the lock and the setting file: nothing is written
+            return dry_run(setting, paths, args.data_root, runners.default_launch(setting, args.gpus),
+                           args.teacher_checkpoint)
     lock = lock_run_dir(paths)  # noqa: F841 (held until exit)
     setting = settle(paths, make_setting(args), args.report_only)
+    workers = args.workers if args.workers is not None else (1 if setting.paper else 2)
     import signal
     signal.signal(signal.SIGTERM, stop_children)
     signal.signal(signal.SIGINT, stop_children)
@@ -281,11 +350,11 @@ def main(argv=None) -> int:
     if not args.report_only:
         t0 = time.time()
         jobs = build_plan(setting)
-        finished, failed = run_jobs(jobs, is_done_fn(paths, setting), launcher(args, paths), args.workers,
+        finished, failed = run_jobs(jobs, is_done_fn(paths, setting), launcher(args, paths), workers,
                                     args.max_jobs, progress=not args.no_progress)
         inv = osp.join(paths.out, 'invocations.json')
         runs = json.load(open(inv)) if osp.isfile(inv) else []
-        runs.append(dict(started=t0, seconds=time.time() - t0, workers=args.workers, jobs_run=len(finished),
+        runs.append(dict(started=t0, seconds=time.time() - t0, workers=workers, jobs_run=len(finished),
                          failed=sorted(failed), command=command))
         write_json_atomic(inv, runs)
         print(f'\n{len(finished)} jobs run in {(time.time() - t0) / 60:.1f} min; {len(failed)} failed or blocked')

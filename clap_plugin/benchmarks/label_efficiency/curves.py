@@ -44,18 +44,19 @@ class LadderConvergence:
     stopped_by: Optional[str]
 
 
-def ladder_convergence(curve: Sequence[Dict], ladder: Sequence[int],
-                       gain: float = SATURATION_GAIN) -> LadderConvergence:
-    """The 5 % rule on the ladder's last two rungs (other validations of the curve are ignored)."""
+def ladder_convergence(curve: Sequence[Dict], ladder: Sequence[int], gain: float = SATURATION_GAIN,
+                       unit: str = 'iterations') -> LadderConvergence:
+    """The 5 % rule on the ladder's last two rungs (other validations of the curve are ignored); ``unit`` names
+    what the rungs count in ``stopped_by`` (epochs under the paper protocol)."""
     by_step = {int(c['step']): float(c['mAP']) for c in curve}
     rungs = [by_step[s] for s in ladder if s in by_step]
     if len(rungs) != len(ladder):
         raise ValueError(f'ladder validations at {sorted(by_step)}, expected {list(ladder)}')
     if len(rungs) < 2:
-        return LadderConvergence(False, None, f'ladder cap {ladder[-1]} iterations (a single rung)')
+        return LadderConvergence(False, None, f'ladder cap {ladder[-1]} {unit} (a single rung)')
     ok = saturates(rungs[-2], rungs[-1], gain)
     return LadderConvergence(ok, relative_gain(rungs[-2], rungs[-1]),
-                             None if ok else f'ladder cap {ladder[-1]} iterations')
+                             None if ok else f'ladder cap {ladder[-1]} {unit}')
 
 
 @dataclass(frozen=True)

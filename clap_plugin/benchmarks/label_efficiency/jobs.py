@@ -2,6 +2,8 @@
 
 Training and export go through the repository's tools (``tools/train.py``, ``tools/export_pretrained.py``, ...)
 as subprocesses, so the benchmark runs exactly what a user runs; their output is appended to the job's log.
+Under the paper protocol every training job goes through ``bash tools/dist_train.sh CONFIG GPUS`` (:class:`Launch`).
+The command lines come from pure functions (``*_command`` / ``*_options``), which ``--dry-run`` prints.
 """
 import glob
 import json
@@ -12,12 +14,12 @@ import shutil
 import subprocess
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from mmengine.config import Config
 
-from .arms import ARMS, FINETUNE_CONFIG
+from .arms import ARMS, FINETUNE_CONFIG, finetune_config
 from .curves import ceiling_summary, ladder_convergence
 from .plan import Job, RunPaths, encoder_job, fraction_tag
 from .setting import Setting
@@ -30,10 +32,53 @@ class JobError(RuntimeError):
     """A job failed; the message names the command and its log."""
 
 
+@dataclass(frozen=True)
+class Launch:
+    """How the training jobs run: one ``python tools/train.py`` process (``gpus`` None: protocol cpu-tiny), or
+    ``bash tools/dist_train.sh CONFIG GPUS`` with ``--auto-scale-lr`` (protocol paper: the configs' lr is for
+    their base batch of 8 GPUs x 4 samples, scaled linearly to ``GPUS`` x 4; a factor 1 on 8 GPUs)."""
+    gpus: Optional[int] = None
+
+    def train(self, config: str, work: str, opts: Sequence[str]) -> List[str]:
+        """The tool arguments of one training run (``--cfg-options`` last)."""
+        if self.gpus is None:
+            return ['tools/train.py', config, '--work-dir', work, '--cfg-options'] + list(opts)
+        return ['tools/dist_train.sh', config, str(self.gpus), '--work-dir', work, '--auto-scale-lr',
+                '--cfg-options'] + list(opts)
+
+
+def default_launch(setting: Setting, gpus: Optional[int] = None) -> Launch:
+    """The setting's launch: single process for cpu-tiny; ``gpus`` (default 8) per job for the paper protocol."""
+    if not setting.paper:
+        if gpus is not None:
+            raise ValueError(f'--gpus {gpus} applies to the paper protocol only (protocol {setting.protocol} runs '
+                             'one CPU process per job)')
+        return Launch()
+    gpus = 8 if gpus is None else int(gpus)
+    if gpus < 1:
+        raise ValueError(f'--gpus must be >= 1, got {gpus}')
+    return Launch(gpus)
+
+
+def tool_command(args: Sequence[str]) -> List[str]:
+    """The full command line of a repository tool: ``bash TOOL.sh ...`` for a shell script, else
+    ``python TOOL.py ...`` with this interpreter."""
+    args = [str(a) for a in args]
+    return (['bash'] if args[0].endswith('.sh') else [sys.executable]) + args
+
+
+def tool_env() -> Dict[str, str]:
+    """The environment of a tool: one intra-op thread unless set, the repository importable, and this interpreter
+    for ``tools/dist_train.sh`` (its ``PYTHON``) unless set."""
+    return dict(os.environ, OMP_NUM_THREADS=os.environ.get('OMP_NUM_THREADS', '1'), PYTHONPATH=REPO,
+                PYTHON=os.environ.get('PYTHON', sys.executable))
+
+
 def run_tool(args: Sequence[str], log_path: str) -> None:
-    """Run ``python ARGS`` from the repository root with one intra-op thread, appending its output to the log."""
-    cmd = [sys.executable] + [str(a) for a in args]
-    env = dict(os.environ, OMP_NUM_THREADS=os.environ.get('OMP_NUM_THREADS', '1'), PYTHONPATH=REPO)
+    """Run the tool (:func:`tool_command`) from the repository root with one intra-op thread, appending its output
+    to the log."""
+    cmd = tool_command(args)
+    env = tool_env()
     with open(log_path, 'a') as log:
         log.write(f'\n$ {" ".join(cmd)}\n')
         log.flush()
@@ -86,9 +131,9 @@ def train_timing(rows: List[Dict]) -> Dict[str, float]:
 
 
 # ---------------------------------------------------------------------------------------------------- data
-def finetune_point_cloud_range() -> Optional[List[float]]:
+def finetune_point_cloud_range(config: str = FINETUNE_CONFIG) -> Optional[List[float]]:
     """The ``point_cloud_range`` of the fine-tune config's ``ObjectRangeFilter`` (None if it has none)."""
-    cfg = Config.fromfile(osp.join(REPO, FINETUNE_CONFIG))
+    cfg = Config.fromfile(osp.join(REPO, config))
     step = next((t for t in cfg.train_pipeline if t['type'] == 'ObjectRangeFilter'), None)
     return None if step is None else [float(v) for v in step['point_cloud_range']]
 
@@ -101,7 +146,7 @@ def object_counts(data: Dict, split: str, fractions_seeds: Sequence[Tuple[float,
     from .objects import InfoObjects
     try:
         objects = InfoObjects.load(data['data_root'], data['version'], split)
-        pcr = finetune_point_cloud_range()
+        pcr = finetune_point_cloud_range(finetune_config(data.get('protocol', 'cpu-tiny')))
         out = dict(all=objects.count(point_cloud_range=pcr).to_json())
         for fraction, seed in fractions_seeds:
             out[f'{fraction_tag(fraction)}-s{seed}'] = objects.labelled_subset(
@@ -117,46 +162,100 @@ def labelled_objects(data: Dict, fraction: float, seed: int) -> Dict:
     return counts.get(f'{fraction_tag(fraction)}-s{seed}', counts)
 
 
+INFO_FILES = ('nuscenes_infos_train.pkl', 'nuscenes_infos_val.pkl')
+
+
+def data_location(setting: Setting, paths: RunPaths, data_root: Optional[str] = None) -> Dict:
+    """``{'data_root', 'version', 'protocol', 'generated'}`` of the run, from the arguments alone (nothing is read
+    but whether the version folder exists): ``--data-root`` as given (v1.0-trainval when it has that folder, else
+    v1.0-mini; always v1.0-trainval under the paper protocol), else the synthetic v1.0-trainval set under ``OUT``."""
+    if data_root is None:
+        if setting.paper:
+            raise JobError('protocol paper trains on real nuScenes: give --data-root (a converted v1.0-trainval '
+                           'tree); nothing is generated')
+        return dict(data_root=paths.data_root, version='v1.0-trainval', protocol=setting.protocol, generated=True)
+    trainval = setting.paper or osp.isdir(osp.join(data_root, 'v1.0-trainval'))
+    return dict(data_root=osp.abspath(data_root) + '/', version='v1.0-trainval' if trainval else 'v1.0-mini',
+                protocol=setting.protocol, generated=False)
+
+
+def data_problems(setting: Setting, data_root: str) -> List[str]:
+    """What a given ``--data-root`` lacks for the run (the info files; under the paper protocol the
+    v1.0-trainval tables); empty when it has everything."""
+    missing = [f'{name} is missing (run tools/create_data.py first)' for name in INFO_FILES
+               if not osp.isfile(osp.join(data_root, name))]
+    if setting.paper and not osp.isdir(osp.join(data_root, 'v1.0-trainval')):
+        missing.append('v1.0-trainval/ is missing (the paper protocol trains and evaluates on v1.0-trainval)')
+    return missing
+
+
+def data_commands(setting: Setting, paths: RunPaths) -> List[List[str]]:
+    """The tool arguments that make the synthetic set (protocol cpu-tiny without ``--data-root``)."""
+    root, version = paths.data_root, 'v1.0-trainval'
+    lo, hi = setting.objects_per_class
+    generate = ['tools/create_synthetic_nuscenes.py', '--root', root, '--version', version, '--scenes',
+                setting.scenes, '--samples-per-scene', setting.samples_per_scene, '--seed', setting.data_seed,
+                '--sweeps', setting.sweeps, '--objects-per-class', lo, hi, '--no-progress'] + (
+                    [] if setting.val_scenes is None else ['--val-scenes', setting.val_scenes])
+    convert = ['tools/create_data.py', 'nuscenes', '--root-path', root, '--out-dir', root, '--extra-tag',
+               'nuscenes', '--version', version, '--max-sweeps', 10]
+    return [generate, convert]
+
+
 def run_data(job: Job, setting: Setting, paths: RunPaths, log: str, data_root: Optional[str] = None) -> Dict:
+    record = data_location(setting, paths, data_root)
     if data_root is not None:  # reuse a set made before (it must have its info files)
-        for name in ('nuscenes_infos_train.pkl', 'nuscenes_infos_val.pkl'):
-            if not osp.isfile(osp.join(data_root, name)):
-                raise JobError(f'--data-root {data_root}: {name} is missing (run tools/create_data.py first)')
-        version = 'v1.0-trainval' if osp.isdir(osp.join(data_root, 'v1.0-trainval')) else 'v1.0-mini'
-        record = dict(data_root=osp.abspath(data_root) + '/', version=version, generated=False)
+        problems = data_problems(setting, data_root)
+        if problems:
+            raise JobError(f'--data-root {data_root}: ' + '; '.join(problems))
     else:
         root = paths.data_root
         if osp.isdir(osp.dirname(root.rstrip('/'))):
             shutil.rmtree(osp.dirname(root.rstrip('/')))
-        version = 'v1.0-trainval'
         t0 = time.time()
-        lo, hi = setting.objects_per_class
-        run_tool(['tools/create_synthetic_nuscenes.py', '--root', root, '--version', version, '--scenes',
-                  setting.scenes, '--samples-per-scene', setting.samples_per_scene, '--seed', setting.data_seed,
-                  '--sweeps', setting.sweeps, '--objects-per-class', lo, hi, '--no-progress'] +
-                 ([] if setting.val_scenes is None else ['--val-scenes', setting.val_scenes]), log)
+        generate, convert = data_commands(setting, paths)
+        run_tool(generate, log)
         generate_seconds = time.time() - t0
-        run_tool(['tools/create_data.py', 'nuscenes', '--root-path', root, '--out-dir', root, '--extra-tag',
-                  'nuscenes', '--version', version, '--max-sweeps', 10], log)
-        record = dict(data_root=root, version=version, generated=True, generate_seconds=generate_seconds,
-                      seconds=time.time() - t0)
+        run_tool(convert, log)
+        record.update(generate_seconds=generate_seconds, seconds=time.time() - t0)
     record['objects'] = dict(train=object_counts(record, 'train'), val=object_counts(record, 'val'))
     return record
 
 
-def run_teacher(job: Job, setting: Setting, paths: RunPaths, log: str) -> Dict:
-    """The frozen 2D teacher of PPKT / CMCR, on scenes of a seed of their own (disjoint from the 3D data)."""
+def teacher_commands(setting: Setting, paths: RunPaths) -> List[List[str]]:
+    """The tool arguments that make and train the synthetic 2D teacher (protocol cpu-tiny)."""
+    root = paths.teacher_root
+    scenes = min(int(setting.teacher_scenes), 10)  # the official mini split has 10 scenes
+    generate = ['tools/create_synthetic_nuscenes.py', '--root', root, '--version', 'v1.0-mini', '--scenes', scenes,
+                '--samples-per-scene', setting.teacher_samples_per_scene, '--seed', 1011 + setting.data_seed,
+                '--sweeps', 0, '--image-size', 704, 396, '--save-gt-maps', '--no-progress']
+    train = ['tools/train_2d_teacher.py', '--data-root', root, '--out', paths.teacher_ckpt, '--iters',
+             setting.teacher_iters, '--val-scenes', max(1, scenes // 5), '--seed', setting.data_seed]
+    return [generate, train]
+
+
+def run_teacher(job: Job, setting: Setting, paths: RunPaths, log: str,
+                teacher_checkpoint: Optional[str] = None) -> Dict:
+    """The frozen 2D teacher of PPKT / CMCR: under the paper protocol the given ``--teacher-checkpoint``, copied
+    into the run; otherwise trained on synthetic scenes of a seed of their own (disjoint from the 3D data)."""
+    if setting.paper:
+        if not teacher_checkpoint or not osp.isfile(teacher_checkpoint):
+            raise JobError(f'--teacher-checkpoint {teacher_checkpoint!r} is not a file (PPKT and CMCR distil a 2D '
+                           'network learnt on 2D data; the paper protocol trains none)')
+        os.makedirs(osp.dirname(paths.teacher_ckpt), exist_ok=True)
+        tmp = paths.teacher_ckpt + '.tmp'
+        shutil.copyfile(teacher_checkpoint, tmp)
+        os.replace(tmp, paths.teacher_ckpt)
+        return dict(checkpoint=paths.teacher_ckpt, source=osp.abspath(teacher_checkpoint),
+                    bytes=osp.getsize(paths.teacher_ckpt), held_out_miou=None)
     root = paths.teacher_root
     if osp.isdir(osp.dirname(root.rstrip('/'))):
         shutil.rmtree(osp.dirname(root.rstrip('/')))
     t0 = time.time()
-    scenes = min(int(setting.teacher_scenes), 10)  # the official mini split has 10 scenes
-    run_tool(['tools/create_synthetic_nuscenes.py', '--root', root, '--version', 'v1.0-mini', '--scenes', scenes,
-              '--samples-per-scene', setting.teacher_samples_per_scene, '--seed', 1011 + setting.data_seed,
-              '--sweeps', 0, '--image-size', 704, 396, '--save-gt-maps', '--no-progress'], log)
+    generate, train = teacher_commands(setting, paths)
+    run_tool(generate, log)
     os.makedirs(osp.dirname(paths.teacher_ckpt), exist_ok=True)
-    run_tool(['tools/train_2d_teacher.py', '--data-root', root, '--out', paths.teacher_ckpt, '--iters',
-              setting.teacher_iters, '--val-scenes', max(1, scenes // 5), '--seed', setting.data_seed], log)
+    run_tool(train, log)
     miou = None
     with open(log) as f:
         for line in f:
@@ -174,14 +273,23 @@ def stage_of(job: Job):
     return next(s for s in ARMS[job.arm].stages if s.name == job.stage)
 
 
-def stage_config(job: Job, paths: RunPaths) -> str:
-    """The stage's config; for a distilling method a copy with ``model.teacher_checkpoint`` set."""
+def export_config_path(job: Job, setting: Setting, paths: RunPaths) -> str:
+    """The config the export re-estimates BN statistics with: the stage's, or for a distilling method a copy with
+    ``model.teacher_checkpoint`` set (written by :func:`stage_config`)."""
     stage = stage_of(job)
     if not stage.needs_teacher:
-        return stage.config
-    cfg = Config.fromfile(osp.join(REPO, stage.config))
+        return stage.config_of(setting.protocol)
+    return osp.join(paths.out, 'configs', f'{stage.name}.py')
+
+
+def stage_config(job: Job, setting: Setting, paths: RunPaths) -> str:
+    """:func:`export_config_path`, writing the copy with the teacher set for a distilling method."""
+    stage = stage_of(job)
+    out = export_config_path(job, setting, paths)
+    if not stage.needs_teacher:
+        return out
+    cfg = Config.fromfile(osp.join(REPO, stage.config_of(setting.protocol)))
     cfg.model.teacher_checkpoint = paths.teacher_ckpt
-    out = osp.join(paths.out, 'configs', f'{stage.name}.py')
     os.makedirs(osp.dirname(out), exist_ok=True)
     tmp = out + '.tmp.py'
     cfg.dump(tmp)
@@ -189,16 +297,35 @@ def stage_config(job: Job, paths: RunPaths) -> str:
     return out
 
 
-def run_pretrain(job: Job, setting: Setting, paths: RunPaths, log: str, data: Dict) -> Dict:
+def pretrain_command(job: Job, setting: Setting, paths: RunPaths, data: Dict, launch: Launch) -> List[str]:
+    """The tool arguments of a stage's pre-training (``setting.pretrain_epochs`` epochs, seed 0)."""
     stage = stage_of(job)
-    work = fresh_dir(paths.work(job.id))
-    t0 = time.time()
     opts = [f'data_root={data["data_root"]}', f'train_cfg.max_epochs={setting.pretrain_epochs}',
             'randomness.seed=0']
     if stage.needs_teacher:
         opts.append(f'model.teacher_checkpoint={paths.teacher_ckpt}')
-    run_tool(['tools/train.py', stage.config, '--work-dir', work, '--cfg-options'] + opts, log)
-    ckpt = osp.join(work, f'epoch_{setting.pretrain_epochs}.pth')
+    return launch.train(stage.config_of(setting.protocol), paths.work(job.id), opts)
+
+
+def pretrain_checkpoint(job: Job, setting: Setting, paths: RunPaths) -> str:
+    return osp.join(paths.work(job.id), f'epoch_{setting.pretrain_epochs}.pth')
+
+
+def export_command(job: Job, setting: Setting, paths: RunPaths, data: Dict) -> List[str]:
+    """The tool arguments of a stage's export: BN statistics re-estimated on ``setting.export_bn_batches``
+    training samples (0: every one)."""
+    return ['tools/export_pretrained.py', pretrain_checkpoint(job, setting, paths), paths.encoders(job.stage),
+            '--bn-stats', 'recompute', '--config', export_config_path(job, setting, paths), '--data-root',
+            data['data_root'], '--bn-batches', int(setting.export_bn_batches)]
+
+
+def run_pretrain(job: Job, setting: Setting, paths: RunPaths, log: str, data: Dict,
+                 launch: Optional[Launch] = None) -> Dict:
+    stage = stage_of(job)
+    work = fresh_dir(paths.work(job.id))
+    t0 = time.time()
+    run_tool(pretrain_command(job, setting, paths, data, launch or default_launch(setting)), log)
+    ckpt = pretrain_checkpoint(job, setting, paths)
     if not osp.isfile(ckpt):
         raise JobError(f'pre-training wrote no {ckpt}; see {log}')
     seconds = time.time() - t0
@@ -206,18 +333,25 @@ def run_pretrain(job: Job, setting: Setting, paths: RunPaths, log: str, data: Di
     losses = [{k: v for k, v in r.items() if k.startswith('loss')} for r in rows if 'loss' in r]
     out = paths.encoders(stage.name)
     os.makedirs(osp.dirname(out), exist_ok=True)
-    # BN statistics re-estimated on every training sample (--bn-batches 0)
-    run_tool(['tools/export_pretrained.py', ckpt, out, '--bn-stats', 'recompute', '--config',
-              stage_config(job, paths), '--data-root', data['data_root'], '--bn-batches', '0'], log)
-    return dict(arm=job.arm, stage=stage.name, config=stage.config, checkpoint=ckpt, encoders=out,
+    stage_config(job, setting, paths)  # the copy with the teacher set, for a distilling method
+    run_tool(export_command(job, setting, paths, data), log)
+    return dict(arm=job.arm, stage=stage.name, config=stage.config_of(setting.protocol), checkpoint=ckpt,
+                encoders=out,
                 pretrain_seconds=seconds, seconds=time.time() - t0, **train_timing(rows),
                 first_losses=losses[0] if losses else {}, last_losses=losses[-1] if losses else {})
+
+
+def merge_command(job: Job, paths: RunPaths, halves: Optional[Sequence[str]] = None) -> List[str]:
+    """The tool arguments of a UniPAD-style merge (``halves``: the LiDAR and camera exports; default where the
+    pre-training jobs write them)."""
+    lidar, camera = halves or [paths.encoders(s.name) for s in ARMS[job.arm].stages]
+    return ['tools/merge_pretrained.py', lidar, camera, paths.encoders(job.arm)]
 
 
 def run_merge(job: Job, setting: Setting, paths: RunPaths, log: str) -> Dict:
     lidar, camera = (read_record(paths, f'pretrain-{s.name}')['encoders'] for s in ARMS[job.arm].stages)
     out = paths.encoders(job.arm)
-    run_tool(['tools/merge_pretrained.py', lidar, camera, out], log)
+    run_tool(merge_command(job, paths, [lidar, camera]), log)
     return dict(arm=job.arm, encoders=out, halves=[lidar, camera])
 
 
@@ -226,7 +360,10 @@ def finetune_options(setting: Setting, data: Dict, fraction: float, seed: int, i
                      load_from: Optional[str]) -> List[str]:
     """``--cfg-options`` of a CPU-tiny fine-tune: the fraction's seeded subset, a constant learning rate after
     the warm-up (cosine to eta_min = lr), so that a run of N iterations is the first N of a longer one, the
-    setting's heatmap prior, and the decoded images cached in memory."""
+    setting's heatmap prior, and the decoded images cached in memory. Under the paper protocol
+    :func:`paper_finetune_options` (``iters`` counts epochs)."""
+    if setting.paper:
+        return paper_finetune_options(setting, data, fraction, seed, iters, val_interval, load_from)
     cfg = Config.fromfile(osp.join(REPO, FINETUNE_CONFIG))
     lr = cfg.optim_wrapper.optimizer.lr
     warmup = cfg.param_scheduler[0].end
@@ -244,6 +381,47 @@ def finetune_options(setting: Setting, data: Dict, fraction: float, seed: int, i
     return opts
 
 
+def paper_finetune_options(setting: Setting, data: Dict, fraction: float, seed: int, epochs: int, val_interval: int,
+                           load_from: Optional[str]) -> List[str]:
+    """``--cfg-options`` of a full-size fine-tune: the fraction's seeded subset and BEVFusion's schedule as the
+    config has it, stopped after ``epochs`` (its schedulers are epoch-based and converted to iterations with the
+    epoch length, so a run of N epochs is the first N of the 20-epoch one), the setting's heatmap prior, and one
+    checkpoint kept."""
+    cfg = Config.fromfile(osp.join(REPO, finetune_config('paper')))
+    schedule = int(cfg.train_cfg.max_epochs)
+    if not 1 <= int(epochs) <= schedule:
+        raise JobError(f'a paper fine-tune of {epochs} epochs: the schedule of {finetune_config("paper")} ends at '
+                       f'epoch {schedule} (setting ladder {list(setting.ladder)})')
+    opts = [f'data_root={data["data_root"]}', f'nus_version={data["version"]}', f'label_fraction={fraction}',
+            f'label_fraction_seed={seed}', f'randomness.seed={seed}', f'train_cfg.max_epochs={epochs}',
+            f'train_cfg.val_interval={val_interval}', 'default_hooks.checkpoint.max_keep_ckpts=1',
+            f'model.bbox_head.heatmap_prior_prob={setting.heatmap_prior_prob}']
+    if load_from:
+        opts.append(f'load_from={load_from}')
+    return opts
+
+
+def ladder_command(job: Job, setting: Setting, paths: RunPaths, data: Dict, launch: Launch) -> List[str]:
+    """Scratch's ladder: one run to the longest rung, validated every gcd of the rungs."""
+    ladder = list(setting.ladder)
+    interval = math.gcd(*ladder) if len(ladder) > 1 else ladder[0]
+    return launch.train(finetune_config(setting.protocol), paths.work(job.id), finetune_options(
+        setting, data, job.fraction, job.seed, ladder[-1], interval, None))
+
+
+def ceiling_command(job: Job, setting: Setting, paths: RunPaths, data: Dict, launch: Launch) -> List[str]:
+    iters, interval = int(setting.ceiling_max_iters), int(setting.ceiling_interval)
+    return launch.train(finetune_config(setting.protocol), paths.work(job.id), finetune_options(
+        setting, data, job.fraction, job.seed, iters, interval, None))
+
+
+def finetune_command(job: Job, setting: Setting, paths: RunPaths, data: Dict, launch: Launch, length: int,
+                     encoders: Optional[str]) -> List[str]:
+    """A fine-tune of ``length`` iterations (epochs under the paper protocol), validated at its end."""
+    return launch.train(finetune_config(setting.protocol), paths.work(job.id), finetune_options(
+        setting, data, job.fraction, job.seed, length, length, encoders))
+
+
 def choose_iterations(curve: List[Dict], ladder: Sequence[int]) -> Dict:
     """The ladder rung where scratch's val mAP is highest (the first of equals); ``at_cap`` when that is the
     longest rung (scratch was still improving: the ladder should go further)."""
@@ -254,32 +432,33 @@ def choose_iterations(curve: List[Dict], ladder: Sequence[int]) -> Dict:
     return dict(iterations=best['step'], at_cap=best['step'] == max(ladder))
 
 
-def run_ladder(job: Job, setting: Setting, paths: RunPaths, log: str, data: Dict) -> Dict:
+def run_ladder(job: Job, setting: Setting, paths: RunPaths, log: str, data: Dict,
+               launch: Optional[Launch] = None) -> Dict:
     work = fresh_dir(paths.work(job.id))
     ladder = list(setting.ladder)
-    interval = math.gcd(*ladder) if len(ladder) > 1 else ladder[0]
     t0 = time.time()
-    run_tool(['tools/train.py', FINETUNE_CONFIG, '--work-dir', work, '--cfg-options'] + finetune_options(
-        setting, data, job.fraction, job.seed, ladder[-1], interval, None), log)
+    run_tool(ladder_command(job, setting, paths, data, launch or default_launch(setting)), log)
     rows = scalars(work)
     curve = val_metrics(rows)
     choice = choose_iterations(curve, ladder)
-    convergence = asdict(ladder_convergence(curve, ladder))  # saturated by the 5 % rule, or the cap that stopped it
+    # saturated by the 5 % rule, or the cap that stopped it
+    convergence = asdict(ladder_convergence(curve, ladder, unit=setting.unit))
     shutil.rmtree(work, ignore_errors=True)  # checkpoints are not needed any more; the record has the curve
     return dict(arm='scratch', fraction=job.fraction, seed=job.seed, curve=curve, ladder=ladder, **choice,
+                unit=setting.unit,
                 **convergence, seconds=time.time() - t0, **train_timing(rows),
                 labelled_objects=labelled_objects(data, job.fraction, job.seed))
 
 
-def run_ceiling(job: Job, setting: Setting, paths: RunPaths, log: str, data: Dict) -> Dict:
+def run_ceiling(job: Job, setting: Setting, paths: RunPaths, log: str, data: Dict,
+                launch: Optional[Launch] = None) -> Dict:
     """Scratch with every train sample labelled (seed 0), validated every ``ceiling_interval`` iterations up to
     ``ceiling_max_iters``, with the ladder's fine-tune options: what the detector can learn on this data. The
     record has the curve, the best validation and the 5 % saturation rule's verdict (:mod:`.curves`)."""
     work = fresh_dir(paths.work(job.id))
     t0 = time.time()
     iters, interval = int(setting.ceiling_max_iters), int(setting.ceiling_interval)
-    run_tool(['tools/train.py', FINETUNE_CONFIG, '--work-dir', work, '--cfg-options'] + finetune_options(
-        setting, data, job.fraction, job.seed, iters, interval, None), log)
+    run_tool(ceiling_command(job, setting, paths, data, launch or default_launch(setting)), log)
     rows = scalars(work)
     try:
         summary = ceiling_summary(val_metrics(rows), interval, iters)
@@ -296,17 +475,27 @@ def arm_encoders(paths: RunPaths, arm: str) -> Optional[str]:
     return None if enc is None else read_record(paths, enc)['encoders']
 
 
-def run_finetune(job: Job, setting: Setting, paths: RunPaths, log: str, data: Dict) -> Dict:
+def encoder_file(paths: RunPaths, arm: str) -> Optional[str]:
+    """Where the arm's encoders are written (None for scratch): its stage's export, or its merge."""
+    a = ARMS[arm]
+    if not a.pretrained:
+        return None
+    return paths.encoders(arm if len(a.stages) > 1 else a.stages[0].name)
+
+
+def run_finetune(job: Job, setting: Setting, paths: RunPaths, log: str, data: Dict,
+                 launch: Optional[Launch] = None) -> Dict:
     iters = int(read_record(paths, 'ladder')['iterations'])
     work = fresh_dir(paths.work(job.id))
     t0 = time.time()
-    run_tool(['tools/train.py', FINETUNE_CONFIG, '--work-dir', work, '--cfg-options'] + finetune_options(
-        setting, data, job.fraction, job.seed, iters, iters, arm_encoders(paths, job.arm)), log)
+    run_tool(finetune_command(job, setting, paths, data, launch or default_launch(setting), iters,
+                              arm_encoders(paths, job.arm)), log)
     rows = scalars(work)
     curve = val_metrics(rows)
     if not curve or curve[-1]['step'] != iters:
         raise JobError(f'no validation at iteration {iters} in {work}')
     shutil.rmtree(work, ignore_errors=True)
-    return dict(arm=job.arm, fraction=job.fraction, seed=job.seed, iterations=iters, mAP=curve[-1]['mAP'],
+    return dict(arm=job.arm, fraction=job.fraction, seed=job.seed, iterations=iters, unit=setting.unit,
+                mAP=curve[-1]['mAP'],
                 NDS=curve[-1]['NDS'], seconds=time.time() - t0, **train_timing(rows),
                 labelled_objects=labelled_objects(data, job.fraction, job.seed))

@@ -82,11 +82,13 @@ def encoder_job(arm: str) -> Optional[str]:
 
 
 def build_plan(setting: Setting) -> List[Job]:
-    """Every job of the run, dependencies before dependants."""
+    """Every job of the run, dependencies before dependants. The paper protocol has no ceiling and no pretext jobs
+    (nor probes: its setting has no probe arms); its teacher job takes a given 2D checkpoint instead of training one."""
     setting.validate()
     arms = list(dict.fromkeys(tuple(setting.probe_arms) + tuple(setting.finetune_arms)))
-    # the ceiling first after the data: scratch with all labels, the detector's reach on this data
-    jobs: List[Job] = [Job('data', 'data'), Job(CEILING, 'ceiling', ('data', ), arm='scratch', fraction=1.0, seed=0)]
+    jobs: List[Job] = [Job('data', 'data')]
+    if not setting.paper:  # the ceiling first after the data: scratch with all labels, the detector's reach here
+        jobs.append(Job(CEILING, 'ceiling', ('data', ), arm='scratch', fraction=1.0, seed=0))
     needs_teacher = any(s.needs_teacher for a in arms for s in ARMS[a].stages)
     if needs_teacher:
         jobs.append(Job('teacher', 'teacher'))
@@ -95,7 +97,7 @@ def build_plan(setting: Setting) -> List[Job]:
         for s in a.stages:
             deps = ('data', 'teacher') if s.needs_teacher else ('data', )
             jobs.append(Job(f'pretrain-{s.name}', 'pretrain', deps, arm=arm, stage=s.name))
-            if s.renders:
+            if s.renders and not setting.paper:
                 jobs.append(Job(f'pretext-{s.name}', 'pretext', (f'pretrain-{s.name}', ), arm=arm, stage=s.name))
         if len(a.stages) > 1:
             jobs.append(Job(f'merge-{arm}', 'merge', tuple(f'pretrain-{s.name}' for s in a.stages), arm=arm))

@@ -134,9 +134,9 @@ def arm_color(arm: str) -> str:
 
 
 def plot(cells_by_measure: Dict[str, Dict], arms: Dict[str, Sequence[str]], fractions: Sequence[float],
-         path: str) -> None:
+         path: str, models: str = 'CPU-tiny BEVFusion, synthetic nuScenes') -> None:
     """mAP against label fraction with +- std error bars, one panel per measure, an arm in the same colour in
-    every panel; written atomically."""
+    every panel; written atomically. ``models`` names the models and data in the title."""
     import matplotlib
     import matplotlib.ticker
     matplotlib.use('Agg')
@@ -168,7 +168,7 @@ def plot(cells_by_measure: Dict[str, Dict], arms: Dict[str, Sequence[str]], frac
         ax.set_title(titles[m])
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    fig.suptitle('Label efficiency of the pre-training arms (CPU-tiny BEVFusion, synthetic nuScenes)')
+    fig.suptitle(f'Label efficiency of the pre-training arms ({models})')
     fig.tight_layout()
     tmp = path + '.tmp.png'
     fig.savefig(tmp, dpi=110)
@@ -191,12 +191,14 @@ def render_markdown(setting: Setting, records: Dict[str, Dict], command: str, pl
     lines += ceiling_lines(records.get(CEILING))
     lad = records.get('ladder')
     if lad:
+        unit = lad.get('unit', 'iterations')  # epochs under the paper protocol
         curve = ', '.join(f'{c["step"]}: {c["mAP"]:.4f} / {c["NDS"]:.4f}' for c in lad['curve'])
-        lines += ['## Protocol: the iteration count, from scratch only', '',
+        cap = ('the fine-tune schedule\'s end' if unit == 'epochs' else 'the CPU budget')
+        lines += [f'## Protocol: the {unit[:-1]} count, from scratch only', '',
                   f'Scratch was fine-tuned at fraction {lad["fraction"]:g} (seed {lad["seed"]}) with val after '
-                  f'every rung (iterations: mAP / NDS): {curve}.', '',
-                  f'Chosen: **{lad["iterations"]} iterations** for every arm' +
-                  (' — scratch was still improving at the longest rung, so the ladder is capped by the CPU budget '
+                  f'every rung ({unit}: mAP / NDS): {curve}.', '',
+                  f'Chosen: **{lad["iterations"]} {unit}** for every arm' +
+                  (f' — scratch was still improving at the longest rung, so the ladder is capped by {cap} '
                    'rather than converged.' if lad.get('at_cap') else '.'), '', ladder_sentence(lad), '']
     if probe:
         lines += ['## Frozen-encoder probe (encoders frozen, only `bbox_head` trains)', '',
@@ -231,7 +233,7 @@ def render_markdown(setting: Setting, records: Dict[str, Dict], command: str, pl
                 row.append(f'{b:.3f} → {a:.3f}' if b is not None and a is not None else '—')
             lines.append('| ' + ' | '.join(row) + ' |')
         lines.append('')
-    lines += timing_lines(records, wall)
+    lines += timing_lines(records, wall, setting.paper)
     return '\n'.join(lines) + '\n'
 
 
@@ -260,7 +262,7 @@ def ceiling_lines(ceiling: Optional[Dict]) -> List[str]:
 
 def ladder_sentence(ladder: Dict) -> str:
     """The 5 % rule on the ladder's last rung, from its curve (so also for a record made before the rule)."""
-    c = ladder_convergence(ladder['curve'], ladder['ladder'])
+    c = ladder_convergence(ladder['curve'], ladder['ladder'], unit=ladder.get('unit', 'iterations'))
     if len(ladder['ladder']) < 2:
         return f'A single rung: the {SATURATION_GAIN:.0%} rule cannot test it; stopped by the {c.stopped_by}.'
     change = 'from mAP 0' if c.last_gain is None else f'by {c.last_gain:+.1%} relative'
@@ -326,8 +328,9 @@ def summary_json(setting: Setting, records: Dict[str, Dict]) -> Dict:
         'max_iters')}
     lad = records.get('ladder')
     if lad:
-        conv = ladder_convergence(lad['curve'], lad['ladder'])
-        out['ladder'] = dict(iterations=lad['iterations'], ladder=lad['ladder'], at_cap=lad.get('at_cap'),
+        conv = ladder_convergence(lad['curve'], lad['ladder'], unit=lad.get('unit', 'iterations'))
+        out['ladder'] = dict(iterations=lad['iterations'], unit=lad.get('unit', 'iterations'),
+                             ladder=lad['ladder'], at_cap=lad.get('at_cap'),
                              curve=lad['curve'], saturated=conv.saturated, last_gain=conv.last_gain,
                              stopped_by=conv.stopped_by)
     else:
@@ -358,7 +361,7 @@ def summary_json(setting: Setting, records: Dict[str, Dict]) -> Dict:
     return out
 
 
-def timing_lines(records: Dict[str, Dict], wall: Optional[Dict]) -> List[str]:
+def timing_lines(records: Dict[str, Dict], wall: Optional[Dict], paper: bool = False) -> List[str]:
     fine = [r for k, r in records.items() if k.startswith('finetune-') or k in ('ladder', CEILING)]
     probes = [r for k, r in records.items() if k.startswith('probe-') and 'fraction' in r]
     feats = [r for k, r in records.items() if k.startswith('probe-') and 'feature_seconds' in r]
@@ -366,7 +369,8 @@ def timing_lines(records: Dict[str, Dict], wall: Optional[Dict]) -> List[str]:
     if fine:
         it = mean_std([r['sec_per_iter'] for r in fine])[0]
         data = mean_std([r['data_sec'] for r in fine])[0]
-        lines.append(f'- Full fine-tuning iteration (batch 2, images cached after the first read): {it:.2f} s, '
+        batch = 'batch 4 per GPU' if paper else 'batch 2, images cached after the first read'
+        lines.append(f'- Full fine-tuning iteration ({batch}): {it:.2f} s, '
                      f'of which data loading {data:.3f} s (median of each run, mean over {len(fine)} runs).')
         if probes:
             pit = mean_std([r['sec_per_iter'] for r in probes])[0]

@@ -1,10 +1,11 @@
-"""The sizes of one label-efficiency run, with the presets ``default``, ``smoke``, ``diverse`` and ``large``."""
+"""The sizes of one label-efficiency run, with the presets ``default``, ``smoke``, ``diverse``, ``large`` (CPU-tiny
+models on synthetic data) and ``paper`` (the full-size models on real nuScenes, for GPU machines)."""
 import dataclasses
 import json
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
 
-from .arms import ARMS
+from .arms import ARMS, PROTOCOLS
 
 
 @dataclass
@@ -25,6 +26,14 @@ class Setting:
     Ceiling: once per run, scratch with every train sample labelled (seed 0) is fine-tuned for
     ``ceiling_max_iters`` iterations with a validation every ``ceiling_interval`` (a multiple of it), the same
     schedule as the ladder (constant lr after the warm-up): the curve shows what the detector can learn here.
+
+    Protocol: ``cpu-tiny`` (the CPU-tiny configs, one process per job, synthetic data generated here) or ``paper``
+    (the full-size configs of :mod:`.arms`, every training job through ``tools/dist_train.sh``, real nuScenes given
+    with ``--data-root``). Under ``paper`` the ``ladder`` counts epochs of BEVFusion's fine-tune schedule (the
+    fine-tune config's, truncated, never rescaled), ``pretrain_epochs`` should be the pre-training configs' own
+    12, the data fields and the teacher fields are unused (the 2D teacher is a given checkpoint), and there is no
+    ceiling, probe or pretext job. ``export_bn_batches`` is the number of training samples on which the export
+    re-estimates the BN statistics (0: all of them).
     """
     scenes: int = 10
     samples_per_scene: int = 6
@@ -49,17 +58,29 @@ class Setting:
     seeds: Tuple[int, ...] = (0, 1, 2)
     probe_arms: Tuple[str, ...] = tuple(ARMS)
     finetune_arms: Tuple[str, ...] = ('scratch', 'unipad', 'joint_curvature', 'clap')
+    protocol: str = 'cpu-tiny'
+    export_bn_batches: int = 0
 
     IDENTITY = ('scenes', 'samples_per_scene', 'sweeps', 'objects_per_class', 'val_scenes', 'data_seed',
                 'teacher_scenes', 'teacher_samples_per_scene', 'teacher_iters', 'pretrain_epochs', 'ladder',
                 'probe_iters', 'probe_lr', 'probe_version', 'heatmap_prior_prob', 'pretext_samples',
-                'ceiling_max_iters', 'ceiling_interval')
+                'ceiling_max_iters', 'ceiling_interval', 'protocol', 'export_bn_batches')
     # what a setting saved before a field existed ran with (its records were made so). The ceiling fields are not
     # here: a run made before them has no ceiling record, so today's defaults (read for the missing keys) describe
     # the ceiling job it still has to run, and such a directory accepts them.
-    LEGACY = dict(objects_per_class=(1, 2), val_scenes=None, probe_version=1, heatmap_prior_prob=None)
+    LEGACY = dict(objects_per_class=(1, 2), val_scenes=None, probe_version=1, heatmap_prior_prob=None,
+                  protocol='cpu-tiny', export_bn_batches=0)
 
     def validate(self) -> None:
+        if self.protocol not in PROTOCOLS:
+            raise ValueError(f'setting protocol must be one of {list(PROTOCOLS)}, got {self.protocol!r}')
+        if int(self.export_bn_batches) < 0:
+            raise ValueError(f'setting export_bn_batches must be >= 0 (0: every training sample), got '
+                             f'{self.export_bn_batches}')
+        if self.paper and self.probe_arms:
+            raise ValueError(f'protocol paper has no frozen probe (it caches every sample\'s fused BEV map in '
+                             f'memory, a CPU-tiny device), got probe arms {list(self.probe_arms)}: leave out '
+                             '--probe-arms')
         for name in ('scenes', 'samples_per_scene', 'pretrain_epochs', 'probe_iters', 'teacher_iters',
                      'ceiling_max_iters', 'ceiling_interval'):
             if int(getattr(self, name)) < 1:
@@ -82,7 +103,7 @@ class Setting:
         if self.heatmap_prior_prob is not None and not 0.0 < float(self.heatmap_prior_prob) < 1.0:
             raise ValueError(f'setting heatmap_prior_prob must be None or in (0, 1), got {self.heatmap_prior_prob}')
         if not self.ladder or list(self.ladder) != sorted(set(self.ladder)) or self.ladder[0] < 1:
-            raise ValueError(f'setting ladder must be increasing positive iteration counts, got {self.ladder}')
+            raise ValueError(f'setting ladder must be increasing positive {self.unit} counts, got {self.ladder}')
         if int(self.ceiling_max_iters) % int(self.ceiling_interval):
             raise ValueError(f'setting ceiling_max_iters ({self.ceiling_max_iters}) must be a multiple of '
                              f'ceiling_interval ({self.ceiling_interval})')
@@ -94,6 +115,16 @@ class Setting:
             raise ValueError(f'unknown arms {unknown}; known: {list(ARMS)}')
         if 'scratch' not in self.finetune_arms:
             raise ValueError('finetune_arms must include scratch (the protocol fixes the iteration count on it)')
+
+    @property
+    def paper(self) -> bool:
+        """The paper protocol: full-size configs, real nuScenes, ``tools/dist_train.sh``."""
+        return self.protocol == 'paper'
+
+    @property
+    def unit(self) -> str:
+        """What the ladder counts: 'iterations' (cpu-tiny, iteration-based configs) or 'epochs' (paper)."""
+        return 'epochs' if self.paper else 'iterations'
 
     @property
     def train_scenes(self) -> int:
@@ -158,4 +189,11 @@ PRESETS: Dict[str, Setting] = dict(
                   ladder=(100, 200, 400, 800, 1600), probe_iters=600, ceiling_max_iters=3200, ceiling_interval=200,
                   fractions=(0.05, 0.1, 0.25),
                   seeds=(0, 1, 2, 3, 4), finetune_arms=tuple(ARMS)),
+    # the paper's protocol on a GPU machine (--data-root: converted nuScenes v1.0-trainval; --gpus per job): the
+    # full-size configs, 12 pre-training epochs per arm, scratch fine-tuned at 5 % of the labels along BEVFusion's
+    # 20-epoch schedule (val every 5 epochs) to fix the epochs, then every arm fine-tuned for as long, 3 seeds; no
+    # frozen probe, pretext figures or ceiling (CPU-tiny instruments); BN statistics of each export re-estimated on
+    # 64 training samples (the export runs on CPU)
+    paper=Setting(protocol='paper', pretrain_epochs=12, ladder=(5, 10, 15, 20), fractions=(0.05, ),
+                  seeds=(0, 1, 2), probe_arms=(), finetune_arms=tuple(ARMS), export_bn_batches=64),
 )
