@@ -309,3 +309,13 @@ def test_dry_run_build_fails_on_a_broken_config(monkeypatch, tmp_path):
     monkeypatch.setattr(runners, 'paper_finetune_options', lambda *a: ['label_fraction=0.05', 'data_root='])
     report = build_configs(job_lines(setting, paths, data, runners.Launch(8)), setting, data, build_models=False)
     assert any(e.startswith('ladder:') and 'data_root' in e for e in report.errors)
+
+
+def test_dry_run_refuses_a_ladder_past_the_fine_tune_schedule(tmp_path):
+    from clap_plugin.benchmarks.label_efficiency.dry_run import dry_run
+    printed = []
+    setting = Setting(protocol='paper', pretrain_epochs=12, ladder=(10, 25), fractions=(0.05, ), seeds=(0, ),
+                      probe_arms=(), finetune_arms=('scratch', ))
+    assert dry_run(setting, RunPaths(str(tmp_path / 'run')), str(tmp_path), runners.Launch(8),
+                   build_models=False, out=printed.append) == 1
+    assert 'ends at epoch 20' in printed[-1] and not osp.exists(tmp_path / 'run')

@@ -237,8 +237,12 @@ def dry_run(setting: Setting, paths: RunPaths, data_root: Optional[str], launch:
             out: Callable[[str], None] = print) -> int:
     """Print the plan and build its configs; returns the exit code (0 when every config and model built)."""
     t0 = time.time()
-    data = runners.data_location(setting, paths, data_root)
-    lines = job_lines(setting, paths, data, launch, teacher_checkpoint)
+    try:
+        data = runners.data_location(setting, paths, data_root)
+        lines = job_lines(setting, paths, data, launch, teacher_checkpoint)
+    except runners.JobError as err:  # a command that cannot be made (no data root, a ladder past the schedule)
+        out(f'error: {err}')
+        return 1
     python = runners.tool_command(['x.py'])[0]
     how = (f'bash tools/dist_train.sh CONFIG {launch.gpus} (--auto-scale-lr) per training job'
            if launch.gpus else 'python tools/train.py CONFIG per training job, one process')
