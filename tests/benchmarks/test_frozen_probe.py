@@ -17,15 +17,8 @@ from clap_plugin.benchmarks.label_efficiency.frozen_probe import (
 )
 from tests.models.bevfusion.test_head_transfusion import small_head_cfg
 
-pytestmark = pytest.mark.usefixtures('mmdet3d_default_scope')
+pytestmark = pytest.mark.usefixtures('mmdet3d_default_scope', 'single_thread')
 
-
-@pytest.fixture(autouse=True)
-def single_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _sample(boxes, labels):

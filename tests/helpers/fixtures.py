@@ -51,3 +51,14 @@ def mmdet3d_default_scope():
     The component tests opt in with ``pytestmark = pytest.mark.usefixtures('mmdet3d_default_scope')``."""
     with DefaultScope.overwrite_default_scope('mmdet3d'):
         yield
+
+
+@pytest.fixture
+def single_thread():
+    """Tiny tensors: one torch thread avoids OpenMP oversubscription on a shared CPU (opt in with
+    ``pytestmark = pytest.mark.usefixtures('single_thread')``)."""
+    import torch
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

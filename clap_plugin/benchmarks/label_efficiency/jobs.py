@@ -202,6 +202,14 @@ def data_commands(setting: Setting, paths: RunPaths) -> List[List[str]]:
     return [generate, convert]
 
 
+def clear_parent(root: str) -> None:
+    """Remove the folder holding a generated data ``root`` (``.../<name>/nuscenes/``), so that a rerun of its
+    job starts from nothing."""
+    parent = osp.dirname(root.rstrip('/'))
+    if osp.isdir(parent):
+        shutil.rmtree(parent)
+
+
 def run_data(job: Job, setting: Setting, paths: RunPaths, log: str, data_root: Optional[str] = None) -> Dict:
     record = data_location(setting, paths, data_root)
     if data_root is not None:  # reuse a set made before (it must have its info files)
@@ -209,9 +217,7 @@ def run_data(job: Job, setting: Setting, paths: RunPaths, log: str, data_root: O
         if problems:
             raise JobError(f'--data-root {data_root}: ' + '; '.join(problems))
     else:
-        root = paths.data_root
-        if osp.isdir(osp.dirname(root.rstrip('/'))):
-            shutil.rmtree(osp.dirname(root.rstrip('/')))
+        clear_parent(paths.data_root)
         t0 = time.time()
         generate, convert = data_commands(setting, paths)
         run_tool(generate, log)
@@ -248,9 +254,7 @@ def run_teacher(job: Job, setting: Setting, paths: RunPaths, log: str,
         os.replace(tmp, paths.teacher_ckpt)
         return dict(checkpoint=paths.teacher_ckpt, source=osp.abspath(teacher_checkpoint),
                     bytes=osp.getsize(paths.teacher_ckpt), held_out_miou=None)
-    root = paths.teacher_root
-    if osp.isdir(osp.dirname(root.rstrip('/'))):
-        shutil.rmtree(osp.dirname(root.rstrip('/')))
+    clear_parent(paths.teacher_root)
     t0 = time.time()
     generate, train = teacher_commands(setting, paths)
     run_tool(generate, log)

@@ -13,6 +13,8 @@ from mmengine.structures import InstanceData
 import clap_plugin  # noqa: F401  (registers the modules)
 import clap_plugin.models.bevfusion.heads  # noqa: F401
 
+pytestmark = pytest.mark.usefixtures('single_thread')  # tiny tensors
+
 DEVICES = ['cpu'] + (['cuda'] if torch.cuda.is_available() else [])
 MANIFEST = osp.join(osp.dirname(__file__), 'transfusion_head_state_dict_manifest.json')
 UPSTREAM_REFERENCE = osp.join(osp.dirname(__file__), 'transfusion_head_upstream_reference.json')
@@ -68,14 +70,6 @@ FULL_HEAD = dict(
     loss_heatmap=dict(type='mmdet.GaussianFocalLoss', reduction='mean', loss_weight=1.0),
     loss_bbox=dict(type='mmdet.L1Loss', reduction='mean', loss_weight=0.25))
 
-
-@pytest.fixture(autouse=True)
-def single_thread():
-    """Tiny tensors: one thread avoids OpenMP oversubscription on a shared CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def small_head_cfg(num_decoder_layers=2, auxiliary=True, nms_type=None):
