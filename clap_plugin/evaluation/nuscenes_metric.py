@@ -16,7 +16,24 @@ _DISTANCES = ('0.5', '1.0', '2.0', '4.0')
 
 @METRICS.register_module()
 class CLAPNuScenesMetric(NuScenesMetric):
-    """``NuScenesMetric`` (same arguments and keys) that returns zeros when no prediction is in range."""
+    """``NuScenesMetric`` (same arguments and keys) that returns zeros when no prediction is in range.
+
+    Args:
+        max_range: if given, every class's evaluation range (the devkit's ``class_range``, metres from the ego
+            in BEV: 50 m for cars, 30 m for cones, ...) is clipped to at most this, for a model whose BEV covers
+            less than the devkit's ranges (boxes it cannot see would otherwise count as misses). Both the
+            predictions and the ground truth are filtered with the clipped ranges. None keeps the devkit's.
+        **kwargs: the arguments of mmdet3d's ``NuScenesMetric``.
+    """
+
+    def __init__(self, *args, max_range: Optional[float] = None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.max_range = max_range
+        if max_range is not None:
+            if not float(max_range) > 0:
+                raise ValueError(f'CLAPNuScenesMetric max_range must be > 0 metres, got {max_range}')
+            ranges = self.eval_detection_configs.class_range
+            self.eval_detection_configs.class_range = {k: min(float(v), float(max_range)) for k, v in ranges.items()}
 
     def _evaluate_single(self, result_path: str, classes: Optional[List[str]] = None,
                          result_name: str = 'pred_instances_3d') -> Dict[str, float]:

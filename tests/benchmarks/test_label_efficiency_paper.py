@@ -130,7 +130,7 @@ def test_launch_defaults_and_the_cpu_protocol_is_unchanged(tmp_path):
         runners.default_launch(PRESETS['default'], 8)
     with pytest.raises(ValueError, match='--gpus'):
         runners.default_launch(PRESETS['paper'], 0)
-    setting, paths = PRESETS['default'], RunPaths(str(tmp_path))
+    setting, paths = PRESETS['tiny'], RunPaths(str(tmp_path))
     data = runners.data_location(setting, paths)
     cmd = runners.ladder_command(by_id(build_plan(setting))['ladder'], setting, paths, data, runners.Launch())
     assert cmd[:2] == ['tools/train.py', runners.FINETUNE_CONFIG] and opts_of(cmd)['train_cfg.max_iters'] == '80'

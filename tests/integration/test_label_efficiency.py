@@ -38,7 +38,7 @@ def test_ladder_takes_the_first_best_rung_and_flags_the_cap():
 
 
 def test_plan_dependencies_follow_the_protocol():
-    plan = by_id(build_plan(PRESETS['default']))
+    plan = by_id(build_plan(PRESETS['tiny']))
     assert set(plan['merge-unipad'].deps) == {'pretrain-unipad_lidar', 'pretrain-unipad_camera'}
     assert 'teacher' in plan['pretrain-ppkt'].deps and 'teacher' in plan['pretrain-cmcr'].deps
     assert 'teacher' not in plan['pretrain-simipu'].deps
@@ -72,7 +72,7 @@ def test_setting_data_fields_presets_and_legacy_settings():
     assert (diverse.train_scenes, diverse.val_scene_count) == (40, 20)
     assert diverse.val_scene_count * diverse.samples_per_scene >= 40  # a val split of at least 40 samples
     assert (diverse.samples_per_scene, diverse.sweeps, diverse.objects_per_class) == (2, 1, (1, 3))
-    assert (PRESETS['default'].train_scenes, PRESETS['default'].val_scene_count) == (5, 5)
+    assert (PRESETS['tiny'].train_scenes, PRESETS['tiny'].val_scene_count) == (5, 5)
     for bad, key in ((dict(objects_per_class=(3, 1)), 'objects_per_class'), (dict(val_scenes=10), 'val_scenes'),
                      (dict(probe_version=3), 'probe_version'), (dict(heatmap_prior_prob=1.0), 'heatmap_prior_prob'),
                      (dict(samples_per_scene=1), 'samples_per_scene')):

@@ -47,7 +47,7 @@ import time
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 from clap_plugin.benchmarks.label_efficiency import jobs as runners  # noqa: E402
-from clap_plugin.benchmarks.label_efficiency.arms import ARMS, FINETUNE_CONFIG  # noqa: E402
+from clap_plugin.benchmarks.label_efficiency.arms import ARMS  # noqa: E402
 from clap_plugin.benchmarks.label_efficiency.dry_run import dry_run  # noqa: E402
 from clap_plugin.benchmarks.label_efficiency.plan import Job, RunPaths, build_plan, by_id, fraction_tag, probe_id  # noqa
 from clap_plugin.benchmarks.label_efficiency.report import load_records, plot, render_markdown, summary_json  # noqa
@@ -202,7 +202,8 @@ def run_probe(job: Job, setting: Setting, paths: RunPaths, data: dict) -> dict:
     init_registries()
     from clap_plugin.benchmarks.label_efficiency.frozen_probe import FrozenProbe
     encoders = runners.arm_encoders(paths, job.arm)
-    probe = FrozenProbe(osp.join(runners.REPO, FINETUNE_CONFIG), data['data_root'], data['version'], encoders,
+    config = runners.write_finetune_config(setting, paths)  # the run's fine-tune config (its model variant)
+    probe = FrozenProbe(osp.join(runners.REPO, config), data['data_root'], data['version'], encoders,
                         cfg_options={'model.bbox_head.heatmap_prior_prob': setting.heatmap_prior_prob})
     print(f'{job.arm}: {probe.loaded} encoder tensors loaded; features of {len(probe.train)} train and '
           f'{len(probe.val)} val samples in {probe.feature_seconds:.0f} s (per-channel std '

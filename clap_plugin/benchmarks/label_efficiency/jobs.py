@@ -23,6 +23,7 @@ from .arms import ARMS, FINETUNE_CONFIG, finetune_config
 from .curves import ceiling_summary, ladder_convergence
 from .plan import Job, RunPaths, encoder_job, fraction_tag
 from .setting import Setting
+from .variant import apply_variant, get_variant, write_variant_config
 
 REPO = osp.abspath(osp.join(osp.dirname(__file__), '..', '..', '..'))
 METRIC_PREFIX = 'NuScenes metric/pred_instances_3d_NuScenes/'
@@ -131,9 +132,13 @@ def train_timing(rows: List[Dict]) -> Dict[str, float]:
 
 
 # ---------------------------------------------------------------------------------------------------- data
-def finetune_point_cloud_range(config: str = FINETUNE_CONFIG) -> Optional[List[float]]:
-    """The ``point_cloud_range`` of the fine-tune config's ``ObjectRangeFilter`` (None if it has none)."""
+def finetune_point_cloud_range(config: str = FINETUNE_CONFIG,
+                               variant: Optional[str] = None) -> Optional[List[float]]:
+    """The ``point_cloud_range`` of the fine-tune config's ``ObjectRangeFilter`` (None if it has none), with the
+    model ``variant`` (:mod:`.variant`) applied."""
     cfg = Config.fromfile(osp.join(REPO, config))
+    if variant is not None:
+        cfg = apply_variant(cfg, get_variant(variant))
     step = next((t for t in cfg.train_pipeline if t['type'] == 'ObjectRangeFilter'), None)
     return None if step is None else [float(v) for v in step['point_cloud_range']]
 
@@ -146,7 +151,8 @@ def object_counts(data: Dict, split: str, fractions_seeds: Sequence[Tuple[float,
     from .objects import InfoObjects
     try:
         objects = InfoObjects.load(data['data_root'], data['version'], split)
-        pcr = finetune_point_cloud_range(finetune_config(data.get('protocol', 'cpu-tiny')))
+        pcr = data.get('point_cloud_range') or finetune_point_cloud_range(finetune_config(data.get('protocol',
+                                                                                                   'cpu-tiny')))
         out = dict(all=objects.count(point_cloud_range=pcr).to_json())
         for fraction, seed in fractions_seeds:
             out[f'{fraction_tag(fraction)}-s{seed}'] = objects.labelled_subset(
@@ -177,6 +183,12 @@ def data_location(setting: Setting, paths: RunPaths, data_root: Optional[str] = 
     trainval = setting.paper or osp.isdir(osp.join(data_root, 'v1.0-trainval'))
     return dict(data_root=osp.abspath(data_root) + '/', version='v1.0-trainval' if trainval else 'v1.0-mini',
                 protocol=setting.protocol, generated=False)
+
+
+def run_point_cloud_range(setting: Setting) -> Optional[List[float]]:
+    """The range the run's fine-tunes keep boxes in (the variant's); the object counts use it."""
+    return finetune_point_cloud_range(finetune_config(setting.protocol),
+                                      None if setting.paper else setting.variant)
 
 
 def data_problems(setting: Setting, data_root: str) -> List[str]:
@@ -212,6 +224,7 @@ def clear_parent(root: str) -> None:
 
 def run_data(job: Job, setting: Setting, paths: RunPaths, log: str, data_root: Optional[str] = None) -> Dict:
     record = data_location(setting, paths, data_root)
+    record['point_cloud_range'] = run_point_cloud_range(setting)
     if data_root is not None:  # reuse a set made before (it must have its info files)
         problems = data_problems(setting, data_root)
         if problems:
@@ -277,28 +290,69 @@ def stage_of(job: Job):
     return next(s for s in ARMS[job.arm].stages if s.name == job.stage)
 
 
+def writes_configs(setting: Setting) -> bool:
+    """Whether the run writes its own configs (a model variant other than the CPU-tiny one, or EMA weights for
+    validation): then every training job reads a copy under ``OUT/configs`` (:mod:`.variant`)."""
+    return not setting.paper and (not get_variant(setting.variant).identity or setting.ema_momentum is not None)
+
+
 def export_config_path(job: Job, setting: Setting, paths: RunPaths) -> str:
-    """The config the export re-estimates BN statistics with: the stage's, or for a distilling method a copy with
-    ``model.teacher_checkpoint`` set (written by :func:`stage_config`)."""
+    """The config the stage pre-trains and exports with: the stage's own, or a copy under ``OUT/configs``
+    (written by :func:`stage_config`) with ``model.teacher_checkpoint`` set for a distilling method and the
+    setting's model variant applied."""
     stage = stage_of(job)
-    if not stage.needs_teacher:
+    if not stage.needs_teacher and (setting.paper or get_variant(setting.variant).identity):
         return stage.config_of(setting.protocol)
     return osp.join(paths.out, 'configs', f'{stage.name}.py')
 
 
+def pretrain_config_path(job: Job, setting: Setting, paths: RunPaths) -> str:
+    """The config the stage pre-trains with: the stage's own (a distilling method gets its teacher as an option),
+    or under a model variant the copy of :func:`stage_config`."""
+    stage = stage_of(job)
+    if setting.paper or get_variant(setting.variant).identity:
+        return stage.config_of(setting.protocol)
+    return export_config_path(job, setting, paths)
+
+
 def stage_config(job: Job, setting: Setting, paths: RunPaths) -> str:
-    """:func:`export_config_path`, writing the copy with the teacher set for a distilling method."""
+    """:func:`export_config_path`, writing the copy (teacher set, variant applied) when there is one."""
     stage = stage_of(job)
     out = export_config_path(job, setting, paths)
-    if not stage.needs_teacher:
+    if out == stage.config_of(setting.protocol):
         return out
-    cfg = Config.fromfile(osp.join(REPO, stage.config_of(setting.protocol)))
-    cfg.model.teacher_checkpoint = paths.teacher_ckpt
-    os.makedirs(osp.dirname(out), exist_ok=True)
-    tmp = out + '.tmp.py'
-    cfg.dump(tmp)
-    os.replace(tmp, out)
-    return out
+    options = dict(model=dict(teacher_checkpoint=paths.teacher_ckpt)) if stage.needs_teacher else None
+    return write_variant_config(osp.join(REPO, stage.config_of(setting.protocol)),
+                                get_variant('cpu-tiny' if setting.paper else setting.variant), out, options)
+
+
+def finetune_run_config(setting: Setting, paths: RunPaths) -> str:
+    """The fine-tune config of the run's ceiling, ladder, fine-tunes and probes: the protocol's, or its copy under
+    ``OUT/configs/finetune.py`` (:func:`write_finetune_config`) when the run writes its configs."""
+    if not writes_configs(setting):
+        return finetune_config(setting.protocol)
+    return osp.join(paths.out, 'configs', 'finetune.py')
+
+
+def ema_hook(momentum: float) -> Dict:
+    """mmengine's ``EMAHook``: validation (and the saved checkpoints' ``ema_state_dict``) use the exponential
+    moving average of the weights, parameters and BN statistics, ``avg = (1 - m) avg + m w`` every iteration."""
+    return dict(type='EMAHook', ema_type='ExponentialMovingAverage', momentum=float(momentum),
+                update_buffers=True, priority=49)
+
+
+def write_finetune_config(setting: Setting, paths: RunPaths) -> str:
+    """Write :func:`finetune_run_config` (the variant applied, the EMA hook added) if the run writes its
+    configs; returns its path either way."""
+    out = finetune_run_config(setting, paths)
+    if out == finetune_config(setting.protocol):
+        return out
+    source = osp.join(REPO, finetune_config(setting.protocol))
+    options = None
+    if setting.ema_momentum is not None:
+        hooks = list(Config.fromfile(source).get('custom_hooks', []))
+        options = dict(custom_hooks=hooks + [ema_hook(setting.ema_momentum)])
+    return write_variant_config(source, get_variant(setting.variant), out, options)
 
 
 def pretrain_command(job: Job, setting: Setting, paths: RunPaths, data: Dict, launch: Launch) -> List[str]:
@@ -308,7 +362,7 @@ def pretrain_command(job: Job, setting: Setting, paths: RunPaths, data: Dict, la
             'randomness.seed=0']
     if stage.needs_teacher:
         opts.append(f'model.teacher_checkpoint={paths.teacher_ckpt}')
-    return launch.train(stage.config_of(setting.protocol), paths.work(job.id), opts)
+    return launch.train(pretrain_config_path(job, setting, paths), paths.work(job.id), opts)
 
 
 def pretrain_checkpoint(job: Job, setting: Setting, paths: RunPaths) -> str:
@@ -328,6 +382,8 @@ def run_pretrain(job: Job, setting: Setting, paths: RunPaths, log: str, data: Di
     stage = stage_of(job)
     work = fresh_dir(paths.work(job.id))
     t0 = time.time()
+    stage_config(job, setting, paths)  # the copy with the teacher set / the variant applied, if any
+    config = pretrain_config_path(job, setting, paths)
     run_tool(pretrain_command(job, setting, paths, data, launch or default_launch(setting)), log)
     ckpt = pretrain_checkpoint(job, setting, paths)
     if not osp.isfile(ckpt):
@@ -337,9 +393,8 @@ def run_pretrain(job: Job, setting: Setting, paths: RunPaths, log: str, data: Di
     losses = [{k: v for k, v in r.items() if k.startswith('loss')} for r in rows if 'loss' in r]
     out = paths.encoders(stage.name)
     os.makedirs(osp.dirname(out), exist_ok=True)
-    stage_config(job, setting, paths)  # the copy with the teacher set, for a distilling method
     run_tool(export_command(job, setting, paths, data), log)
-    return dict(arm=job.arm, stage=stage.name, config=stage.config_of(setting.protocol), checkpoint=ckpt,
+    return dict(arm=job.arm, stage=stage.name, config=config, checkpoint=ckpt,
                 encoders=out,
                 pretrain_seconds=seconds, seconds=time.time() - t0, **train_timing(rows),
                 first_losses=losses[0] if losses else {}, last_losses=losses[-1] if losses else {})
@@ -409,20 +464,20 @@ def ladder_command(job: Job, setting: Setting, paths: RunPaths, data: Dict, laun
     """Scratch's ladder: one run to the longest rung, validated every gcd of the rungs."""
     ladder = list(setting.ladder)
     interval = math.gcd(*ladder) if len(ladder) > 1 else ladder[0]
-    return launch.train(finetune_config(setting.protocol), paths.work(job.id), finetune_options(
+    return launch.train(finetune_run_config(setting, paths), paths.work(job.id), finetune_options(
         setting, data, job.fraction, job.seed, ladder[-1], interval, None))
 
 
 def ceiling_command(job: Job, setting: Setting, paths: RunPaths, data: Dict, launch: Launch) -> List[str]:
     iters, interval = int(setting.ceiling_max_iters), int(setting.ceiling_interval)
-    return launch.train(finetune_config(setting.protocol), paths.work(job.id), finetune_options(
+    return launch.train(finetune_run_config(setting, paths), paths.work(job.id), finetune_options(
         setting, data, job.fraction, job.seed, iters, interval, None))
 
 
 def finetune_command(job: Job, setting: Setting, paths: RunPaths, data: Dict, launch: Launch, length: int,
                      encoders: Optional[str]) -> List[str]:
     """A fine-tune of ``length`` iterations (epochs under the paper protocol), validated at its end."""
-    return launch.train(finetune_config(setting.protocol), paths.work(job.id), finetune_options(
+    return launch.train(finetune_run_config(setting, paths), paths.work(job.id), finetune_options(
         setting, data, job.fraction, job.seed, length, length, encoders))
 
 
@@ -438,6 +493,7 @@ def choose_iterations(curve: List[Dict], ladder: Sequence[int]) -> Dict:
 
 def run_ladder(job: Job, setting: Setting, paths: RunPaths, log: str, data: Dict,
                launch: Optional[Launch] = None) -> Dict:
+    write_finetune_config(setting, paths)
     work = fresh_dir(paths.work(job.id))
     ladder = list(setting.ladder)
     t0 = time.time()
@@ -459,6 +515,7 @@ def run_ceiling(job: Job, setting: Setting, paths: RunPaths, log: str, data: Dic
     """Scratch with every train sample labelled (seed 0), validated every ``ceiling_interval`` iterations up to
     ``ceiling_max_iters``, with the ladder's fine-tune options: what the detector can learn on this data. The
     record has the curve, the best validation and the 5 % saturation rule's verdict (:mod:`.curves`)."""
+    write_finetune_config(setting, paths)
     work = fresh_dir(paths.work(job.id))
     t0 = time.time()
     iters, interval = int(setting.ceiling_max_iters), int(setting.ceiling_interval)
@@ -490,6 +547,7 @@ def encoder_file(paths: RunPaths, arm: str) -> Optional[str]:
 def run_finetune(job: Job, setting: Setting, paths: RunPaths, log: str, data: Dict,
                  launch: Optional[Launch] = None) -> Dict:
     iters = int(read_record(paths, 'ladder')['iterations'])
+    write_finetune_config(setting, paths)
     work = fresh_dir(paths.work(job.id))
     t0 = time.time()
     run_tool(finetune_command(job, setting, paths, data, launch or default_launch(setting), iters,

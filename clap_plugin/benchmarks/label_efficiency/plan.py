@@ -107,7 +107,7 @@ def build_plan(setting: Setting) -> List[Job]:
         jobs.append(Job(probe_id(arm), 'probe', ('data', ) + ((enc, ) if enc else ()), arm=arm))
     for arm in setting.finetune_arms:
         enc = encoder_job(arm)
-        for fraction in setting.fractions:
+        for fraction in setting.finetuned_fractions:
             for seed in setting.seeds:
                 jobs.append(Job(finetune_id(arm, fraction, seed), 'finetune', ('ladder', ) + ((enc, ) if enc else ()),
                                 arm=arm, fraction=float(fraction), seed=int(seed)))

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
 
 from .arms import ARMS, PROTOCOLS
+from .variant import get_variant
 
 
 @dataclass
@@ -19,7 +20,13 @@ class Setting:
     scenes; None alternates them (half and half). Every pre-training uses all train samples without labels;
     fine-tuning keeps ``fraction`` of them with labels.
 
-    Model: ``heatmap_prior_prob`` is the detector head's dense heatmap prior (``bbox_head.heatmap_prior_prob``,
+    Model: ``variant`` (:mod:`.variant`) rewrites every config of the run (pre-training and fine-tuning alike) to
+    a cheaper input ('cpu-tiny': the configs as they are; 'cpu-bench': 64 x 192 images, +-32.4 m, keyframe points
+    only). ``ema_momentum`` (None: off) validates the exponential moving average of the fine-tuned weights
+    (mmengine's ``EMAHook``), which smooths the jumps of a constant-lr run between validations and keeps a run of
+    N iterations the first N of a longer one. ``finetune_fractions`` (None: all) are the label fractions at which
+    the fine-tune arms are fully fine-tuned; the probe covers every fraction.
+    ``heatmap_prior_prob`` is the detector head's dense heatmap prior (``bbox_head.heatmap_prior_prob``,
     None: off), set on every probe and fine-tune. Probe: ``probe_version`` 2 standardises the frozen maps per
     channel before the head (scale-invariant); 1 feeds them raw (the probe of runs made before the field existed).
 
@@ -60,16 +67,19 @@ class Setting:
     finetune_arms: Tuple[str, ...] = ('scratch', 'unipad', 'joint_curvature', 'clap')
     protocol: str = 'cpu-tiny'
     export_bn_batches: int = 0
+    variant: str = 'cpu-tiny'
+    ema_momentum: Optional[float] = None
+    finetune_fractions: Optional[Tuple[float, ...]] = None
 
     IDENTITY = ('scenes', 'samples_per_scene', 'sweeps', 'objects_per_class', 'val_scenes', 'data_seed',
                 'teacher_scenes', 'teacher_samples_per_scene', 'teacher_iters', 'pretrain_epochs', 'ladder',
                 'probe_iters', 'probe_lr', 'probe_version', 'heatmap_prior_prob', 'pretext_samples',
-                'ceiling_max_iters', 'ceiling_interval', 'protocol', 'export_bn_batches')
+                'ceiling_max_iters', 'ceiling_interval', 'protocol', 'export_bn_batches', 'variant', 'ema_momentum')
     # what a setting saved before a field existed ran with (its records were made so). The ceiling fields are not
     # here: a run made before them has no ceiling record, so today's defaults (read for the missing keys) describe
     # the ceiling job it still has to run, and such a directory accepts them.
     LEGACY = dict(objects_per_class=(1, 2), val_scenes=None, probe_version=1, heatmap_prior_prob=None,
-                  protocol='cpu-tiny', export_bn_batches=0)
+                  protocol='cpu-tiny', export_bn_batches=0, variant='cpu-tiny', ema_momentum=None)
 
     def validate(self) -> None:
         if self.protocol not in PROTOCOLS:
@@ -110,6 +120,16 @@ class Setting:
         for f in self.fractions:
             if not 0.0 < float(f) <= 1.0:
                 raise ValueError(f'setting fractions must lie in (0, 1], got {f}')
+        stray = [f for f in (self.finetune_fractions or ()) if float(f) not in {float(g) for g in self.fractions}]
+        if stray or (self.finetune_fractions is not None and not self.finetune_fractions):
+            raise ValueError(f'setting finetune_fractions must be None (every fraction) or a non-empty subset of '
+                             f'fractions {list(self.fractions)}, got {self.finetune_fractions}')
+        get_variant(self.variant).validate()
+        if self.paper and self.variant != 'cpu-tiny':
+            raise ValueError(f'setting variant {self.variant!r} rewrites the CPU-tiny configs; protocol paper runs '
+                             "the full-size ones (leave variant 'cpu-tiny')")
+        if self.ema_momentum is not None and not 0.0 < float(self.ema_momentum) < 1.0:
+            raise ValueError(f'setting ema_momentum must be None or in (0, 1), got {self.ema_momentum}')
         unknown = [a for a in tuple(self.probe_arms) + tuple(self.finetune_arms) if a not in ARMS]
         if unknown:
             raise ValueError(f'unknown arms {unknown}; known: {list(ARMS)}')
@@ -135,6 +155,11 @@ class Setting:
     def val_scene_count(self) -> int:
         """Scenes of the val split (every other scene, the second first, when ``val_scenes`` is None)."""
         return self.scenes // 2 if self.val_scenes is None else int(self.val_scenes)
+
+    @property
+    def finetuned_fractions(self) -> Tuple[float, ...]:
+        """The fractions at which the fine-tune arms are fully fine-tuned (``finetune_fractions``, default all)."""
+        return tuple(self.fractions if self.finetune_fractions is None else self.finetune_fractions)
 
     @property
     def ladder_fraction(self) -> float:
@@ -171,8 +196,16 @@ class Setting:
 
 
 PRESETS: Dict[str, Setting] = dict(
-    # about two hours on a 2-core CPU machine with two workers (see tools/benchmarks/label_efficiency.md)
-    default=Setting(),  # its ceiling: 1200 iterations, val every 100
+    # data that can teach a detector on a cheap model: 60 scenes of 2 keyframes (each scene with objects of its
+    # own, 1-3 per class), 40 train scenes (80 samples, the pre-training pool of every arm) and 20 val scenes (40
+    # samples), keyframe points only; the cpu-bench variant (64 x 192 images, +-32.4 m) for pre-training and
+    # fine-tuning alike; EMA weights validated. Probe at 25 % and 50 % of the labels, full fine-tuning of the four
+    # key arms at 25 %, three seeds each (tools/benchmarks/label_efficiency.md gives the time it takes)
+    default=Setting(scenes=60, samples_per_scene=2, sweeps=0, objects_per_class=(1, 3), val_scenes=20,
+                    variant='cpu-bench', ema_momentum=0.01, ladder=(150, 300, 600), probe_iters=400,
+                    ceiling_max_iters=1200, ceiling_interval=100, fractions=(0.25, 0.5), finetune_fractions=(0.25, )),
+    # the default of runs made before the cpu-bench variant: 10 scenes of 6 keyframes, the CPU-tiny configs
+    tiny=Setting(),
     # data that can teach a detector: many scenes of 2 keyframes (each scene with objects of its own), 40 train
     # scenes (80 samples) and 20 val scenes (40 samples), 1-3 objects per class and scene, 1 sweep; otherwise the
     # default setting's schedules (to be fixed by the ceiling run)
@@ -181,7 +214,7 @@ PRESETS: Dict[str, Setting] = dict(
     # a few minutes: the plumbing of every job kind, for the test suite
     smoke=Setting(scenes=2, samples_per_scene=3, teacher_scenes=2, teacher_samples_per_scene=2, teacher_iters=4,
                   pretrain_epochs=1, ladder=(2, 4), probe_iters=4, image_cache_mb=256, pretext_samples=1,
-                  ceiling_max_iters=4, ceiling_interval=2,
+                  ceiling_max_iters=4, ceiling_interval=2, variant='cpu-bench', ema_momentum=0.01,
                   fractions=(0.5, 1.0), seeds=(0, ), probe_arms=('scratch', 'clap'),
                   finetune_arms=('scratch', 'clap')),
     # for a GPU machine or a long CPU run: more scenes, epochs, iterations, every arm fine-tuned, five seeds

@@ -1,0 +1,125 @@
+"""The benchmark's model variants (a cheaper input, same parameters), its EMA validation and fine-tune fractions."""
+import os.path as osp
+
+import pytest
+from mmengine.config import Config
+
+from clap_plugin.benchmarks.label_efficiency import jobs as runners
+from clap_plugin.benchmarks.label_efficiency.plan import RunPaths, build_plan
+from clap_plugin.benchmarks.label_efficiency.setting import PRESETS, Setting
+from clap_plugin.benchmarks.label_efficiency.variant import VARIANTS, ModelVariant, apply_variant
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+FINETUNE = osp.join(ROOT, 'configs/bevfusion_lidar-cam_finetune_nus_cpu-tiny.py')
+PRETRAIN = osp.join(ROOT, 'configs/clap_pretrain_nus_cpu-tiny.py')
+
+
+def _steps(pipeline, kind):
+    return [s for s in pipeline if s['type'] == kind]
+
+
+def test_bench_variant_rewrites_every_size_and_range_of_the_finetune_config():
+    cfg = apply_variant(Config.fromfile(FINETUNE), VARIANTS['cpu-bench'])
+    m = cfg.model
+    pcr = [-32.4, -32.4, -5.0, 32.4, 32.4, 3.0]
+    assert m.voxelize_cfg.point_cloud_range == pytest.approx(pcr)
+    assert m.pts_middle_encoder.sparse_shape == [432, 432, 41]  # 64.8 m / 0.15 m, height kept
+    assert m.bbox_head.train_cfg.grid_size == [432, 432, 41] and m.bbox_head.test_cfg.grid_size == [432, 432, 41]
+    assert m.bbox_head.train_cfg.point_cloud_range == pytest.approx(pcr)
+    assert m.bbox_head.test_cfg.pc_range == pytest.approx(pcr[:2]) and m.bbox_head.bbox_coder.pc_range == \
+        pytest.approx(pcr[:2])
+    assert m.view_transform.xbound == pytest.approx([-32.4, 32.4, 0.6]) and m.view_transform.ybound == \
+        pytest.approx([-32.4, 32.4, 0.6])
+    assert m.view_transform.image_size == [64, 192] and m.view_transform.feature_size == [8, 24]
+    for pipeline in (cfg.train_dataloader.dataset.dataset.pipeline, cfg.val_dataloader.dataset.pipeline):
+        assert [s['sweeps_num'] for s in _steps(pipeline, 'CLAPLoadPointsFromMultiSweeps')] == [0]
+        assert [s['final_dim'] for s in _steps(pipeline, 'CLAPImageAug3D')] == [[64, 192]]
+        assert all(s['point_cloud_range'] == pytest.approx(pcr) for s in _steps(pipeline, 'PointsRangeFilter'))
+    # the test-time resize scales with the width: 0.24 * 192 / 352
+    test_aug = _steps(cfg.val_dataloader.dataset.pipeline, 'CLAPImageAug3D')[0]
+    assert test_aug['resize_lim'] == pytest.approx([0.24 * 192 / 352] * 2)
+    assert cfg.val_evaluator.max_range == pytest.approx(32.4)
+
+
+def test_identity_variant_changes_nothing():
+    cfg = Config.fromfile(FINETUNE)
+    assert apply_variant(cfg, VARIANTS['cpu-tiny']).to_dict() == cfg.to_dict()
+
+
+def test_bench_variant_reaches_the_pretraining_config():
+    cfg = apply_variant(Config.fromfile(PRETRAIN), VARIANTS['cpu-bench'])
+    assert cfg.model.rendering_head.point_cloud_range == pytest.approx([-32.4, -32.4, -5.0, 32.4, 32.4, 3.0])
+    assert cfg.model.view_transform.image_size == [64, 192]
+    assert [s['final_dim'] for s in _steps(cfg.train_dataloader.dataset.pipeline, 'CLAPImageAug3D')] == [[64, 192]]
+
+
+def test_variant_keeps_every_parameter_shape():
+    """Learnt tensors keep their shapes: the rewrite touches inputs and grids only. The one state-dict entry that
+    changes is the LSS frustum, a buffer computed from the image and feature sizes (every arm of a run is
+    pre-trained and fine-tuned at the same variant, so exports always match the run's models)."""
+    from mmdet3d.registry import MODELS
+    from mmdet3d.utils import register_all_modules
+    register_all_modules(init_default_scope=True)
+    import clap_plugin  # noqa: F401
+    base = Config.fromfile(FINETUNE)
+    shapes = [{k: tuple(v.shape) for k, v in MODELS.build(c.model).state_dict().items()}
+              for c in (base, apply_variant(base, VARIANTS['cpu-bench']))]
+    assert set(shapes[0]) == set(shapes[1])
+    changed = sorted(k for k in shapes[0] if shapes[0][k] != shapes[1][k])
+    assert changed == ['view_transform.frustum']
+    assert shapes[1]['view_transform.frustum'] == (59, 8, 24, 3)
+
+
+def test_variant_validation_names_the_bad_value():
+    with pytest.raises(ValueError, match='W % 32'):
+        ModelVariant('odd', image_size=(64, 180)).validate()
+    with pytest.raises(ValueError, match='1.2 m BEV cells'):
+        ModelVariant('odd', half_extent=31.0).validate()
+    with pytest.raises(ValueError, match='unknown model variant'):
+        Setting(variant='huge').validate()
+
+
+def test_metric_clips_class_ranges_to_max_range():
+    from clap_plugin.evaluation.nuscenes_metric import CLAPNuScenesMetric
+    devkit = CLAPNuScenesMetric(data_root='/nonexistent/', ann_file='/nonexistent/x.pkl')
+    clipped = CLAPNuScenesMetric(data_root='/nonexistent/', ann_file='/nonexistent/x.pkl', max_range=32.4)
+    before, after = devkit.eval_detection_configs.class_range, clipped.eval_detection_configs.class_range
+    assert before['car'] == 50 and after['car'] == pytest.approx(32.4)
+    assert before['traffic_cone'] == 30 and after['traffic_cone'] == 30  # already inside
+    with pytest.raises(ValueError, match='max_range'):
+        CLAPNuScenesMetric(data_root='/nonexistent/', ann_file='/nonexistent/x.pkl', max_range=0)
+
+
+def test_run_writes_its_variant_configs_with_the_ema_hook(tmp_path):
+    setting = Setting(variant='cpu-bench', ema_momentum=0.01)
+    paths = RunPaths(str(tmp_path))
+    path = runners.write_finetune_config(setting, paths)
+    assert path == osp.join(str(tmp_path), 'configs', 'finetune.py') and osp.isfile(path)
+    cfg = Config.fromfile(path)
+    assert cfg.model.view_transform.image_size == [64, 192]
+    assert [h for h in cfg.custom_hooks if h['type'] == 'EMAHook'] == [runners.ema_hook(0.01)]
+    plan = {j.id: j for j in build_plan(setting)}
+    stage = runners.stage_config(plan['pretrain-clap'], setting, paths)
+    assert stage == osp.join(str(tmp_path), 'configs', 'clap.py')
+    assert Config.fromfile(stage).model.view_transform.image_size == [64, 192]
+    # without a variant or EMA the run reads the repository's configs as they are
+    plain = Setting()
+    assert runners.write_finetune_config(plain, paths) == runners.FINETUNE_CONFIG
+    assert runners.stage_config(plan['pretrain-clap'], plain, paths) == 'configs/clap_pretrain_nus_cpu-tiny.py'
+
+
+def test_finetune_fractions_limit_the_finetune_jobs_not_the_probe():
+    setting = Setting(fractions=(0.25, 0.5), finetune_fractions=(0.25, ), seeds=(0, 1))
+    ids = [j.id for j in build_plan(setting)]
+    assert 'finetune-scratch-f0.25-s1' in ids and not any(i.startswith('finetune-') and 'f0.5' in i for i in ids)
+    with pytest.raises(ValueError, match='finetune_fractions'):
+        Setting(fractions=(0.25, 0.5), finetune_fractions=(0.1, )).validate()
+
+
+def test_default_preset_is_cheap_and_diverse():
+    d = PRESETS['default']
+    d.validate()
+    assert d.variant == 'cpu-bench' and d.ema_momentum is not None
+    assert min(d.fractions) <= 0.25 and len(d.fractions) >= 2 and len(d.seeds) >= 3
+    assert d.train_scenes * d.samples_per_scene >= 4 * d.samples_per_scene * 10  # many distinct scenes
+    assert d.val_scene_count * d.samples_per_scene >= 40
