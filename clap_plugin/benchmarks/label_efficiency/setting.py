@@ -163,8 +163,9 @@ class Setting:
 
     @property
     def ladder_fraction(self) -> float:
-        """Scratch's iteration ladder runs at the largest label fraction."""
-        return max(self.fractions)
+        """Scratch's iteration ladder runs at the largest fraction that is fully fine-tuned (the length it fixes is
+        used there and below)."""
+        return max(self.finetuned_fractions)
 
     def to_json(self) -> Dict:
         return {f.name: (list(v) if isinstance(v, tuple) else v)
