@@ -123,3 +123,16 @@ def test_default_preset_is_cheap_and_diverse():
     assert min(d.fractions) <= 0.25 and len(d.fractions) >= 2 and len(d.seeds) >= 3
     assert d.train_scenes * d.samples_per_scene >= 4 * d.samples_per_scene * 10  # many distinct scenes
     assert d.val_scene_count * d.samples_per_scene >= 40
+
+
+def test_probe_ladder_puts_scratch_first_and_every_other_probe_after_it():
+    setting = Setting(probe_ladder=(100, 200, 400))
+    plan = build_plan(setting)
+    probes = [j for j in plan if j.kind == 'probe']
+    assert probes[0].id == 'probe-scratch' and 'probe-scratch' not in probes[0].deps
+    assert all('probe-scratch' in j.deps for j in probes[1:]) and len(probes) == 8
+    # without a probe ladder the probes are independent (a fixed length)
+    assert all('probe-scratch' not in j.deps for j in build_plan(Setting()) if j.kind == 'probe')
+    for bad in (dict(probe_ladder=(200, 100)), dict(probe_ladder=(100, ), probe_arms=('clap', ))):
+        with pytest.raises(ValueError, match='probe_ladder'):
+            Setting(**bad).validate()

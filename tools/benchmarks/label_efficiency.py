@@ -48,6 +48,7 @@ import time
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 from clap_plugin.benchmarks.label_efficiency import jobs as runners  # noqa: E402
 from clap_plugin.benchmarks.label_efficiency.arms import ARMS  # noqa: E402
+from clap_plugin.benchmarks.label_efficiency.curves import ladder_convergence  # noqa: E402
 from clap_plugin.benchmarks.label_efficiency.dry_run import dry_run  # noqa: E402
 from clap_plugin.benchmarks.label_efficiency.plan import Job, RunPaths, build_plan, by_id, fraction_tag, probe_id  # noqa
 from clap_plugin.benchmarks.label_efficiency.report import load_records, plot, render_markdown, summary_json  # noqa
@@ -198,6 +199,23 @@ def init_registries() -> None:
     import clap_plugin  # noqa: F401
 
 
+def probe_length(probe, job: Job, setting: Setting, paths: RunPaths) -> dict:
+    """The probes' head iterations: ``probe_iters`` without a probe ladder; else, for scratch, its curve over the
+    ladder's rungs (ladder fraction, seed 0) and the rung the ladder's rule picks; for any other arm, scratch's
+    choice (its probe job runs first)."""
+    if not setting.probe_ladder:
+        return dict(iterations=int(setting.probe_iters))
+    if job.arm != 'scratch':
+        return dict(runners.read_record(paths, probe_id('scratch'))['probe_length'], chosen_by='scratch')
+    rungs = [int(r) for r in setting.probe_ladder]
+    curve = probe.curve(setting.ladder_fraction, 0, rungs, setting.probe_lr, normalize=setting.probe_version >= 2)
+    out = dict(curve=curve, fraction=setting.ladder_fraction, seed=0, **runners.choose_iterations(curve, rungs))
+    out.update(dataclasses.asdict(ladder_convergence(curve, rungs)))
+    print(f'probe length: {out["iterations"]} head iterations (curve {[(c["step"], round(c["mAP"], 4)) for c in curve]}'
+          f'; saturated: {out["saturated"]})', flush=True)
+    return out
+
+
 def run_probe(job: Job, setting: Setting, paths: RunPaths, data: dict) -> dict:
     init_registries()
     from clap_plugin.benchmarks.label_efficiency.frozen_probe import FrozenProbe
@@ -208,18 +226,19 @@ def run_probe(job: Job, setting: Setting, paths: RunPaths, data: dict) -> dict:
     print(f'{job.arm}: {probe.loaded} encoder tensors loaded; features of {len(probe.train)} train and '
           f'{len(probe.val)} val samples in {probe.feature_seconds:.0f} s (per-channel std '
           f'{probe.scale.channel_std:.3g}, mean |f| {probe.scale.abs_mean:.3g})', flush=True)
+    length = probe_length(probe, job, setting, paths)
     for f in setting.fractions:
         for s in setting.seeds:
             rid = probe_record_id(job.arm, f, s)
             if osp.isfile(paths.record(rid)):
                 continue
-            r = probe.run(float(f), int(s), setting.probe_iters, setting.probe_lr,
+            r = probe.run(float(f), int(s), int(length['iterations']), setting.probe_lr,
                           normalize=setting.probe_version >= 2)
             print(f'{rid}: mAP {r["mAP"]:.4f} NDS {r["NDS"]:.4f} ({r["seconds"]:.0f} s)', flush=True)
             write_json_atomic(paths.record(rid), dict(arm=job.arm, fraction=float(f), seed=int(s), **r,
                                                       labelled_objects=runners.labelled_objects(data, f, s)))
     return dict(arm=job.arm, encoders=encoders, loaded_tensors=probe.loaded, feature_seconds=probe.feature_seconds,
-                train_samples=len(probe.train), val_samples=len(probe.val),
+                train_samples=len(probe.train), val_samples=len(probe.val), probe_length=length,
                 feature_scale=dataclasses.asdict(probe.scale))
 
 

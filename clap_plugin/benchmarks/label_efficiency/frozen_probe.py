@@ -194,12 +194,14 @@ def cached_features(model, dataset, progress: Optional[Callable[[], None]] = Non
 
 def train_head(head_cfg: dict, train: Sequence[CachedSample], iters: int, lr: float, seed: int,
                batch_size: int = 2, warmup: int = 20, max_grad_norm: float = 35.0, normalize: bool = True,
-               loss_log: Optional[List[float]] = None) -> ProbeHead:
+               loss_log: Optional[List[float]] = None,
+               after_iter: Optional[Callable[[int, 'ProbeHead'], None]] = None) -> ProbeHead:
     """A fresh head (seeded) trained on the cached maps: AdamW (weight decay 0.01), linear warm-up then a
     constant lr, gradient clipping as the fine-tune config. Batches are drawn from seeded epoch shuffles.
 
     ``normalize``: the head reads the maps through :class:`ProbeInputNorm` (probe version 2; False: the raw
-    maps, version 1). ``loss_log``, when given, receives the total loss of every iteration."""
+    maps, version 1). ``loss_log``, when given, receives the total loss of every iteration. ``after_iter(n, head)``
+    is called after the n-th iteration (1-based; it may evaluate the head, which is put back in train mode)."""
     torch.manual_seed(seed)
     head = ProbeHead(head_cfg, normalize=normalize)
     head.init_weights()
@@ -224,6 +226,9 @@ def train_head(head_cfg: dict, train: Sequence[CachedSample], iters: int, lr: fl
         loss.backward()
         torch.nn.utils.clip_grad_norm_(head.parameters(), max_grad_norm)
         opt.step()
+        if after_iter is not None:
+            after_iter(it + 1, head)
+            head.train()
     return head
 
 
@@ -265,6 +270,27 @@ class FrozenProbe:
         self.feature_seconds = time.time() - t0
         self.scale = feature_scale(self.train)
 
+    def _evaluate(self, head: ProbeHead) -> Dict[str, float]:
+        evaluator = Evaluator([METRICS.build(copy.deepcopy(self.cfg.val_evaluator))])
+        evaluator.dataset_meta = self.val_ds.metainfo
+        return evaluate_head(head, self.model, self.val, evaluator)
+
+    def curve(self, fraction: float, seed: int, rungs: Sequence[int], lr: float,
+              normalize: bool = True) -> List[Dict[str, float]]:
+        """One head trained to the last rung, scored on val after each rung: ``[{'step', 'mAP', 'NDS'}]`` (a run
+        of N iterations is the first N of the longer one: the learning rate is constant after the warm-up)."""
+        keep = self._indices(len(self.train), fraction, seed)
+        out: List[Dict[str, float]] = []
+
+        def score(n: int, head: ProbeHead) -> None:
+            if n in set(rungs):
+                m = self._evaluate(head)
+                out.append(dict(step=n, mAP=m['mAP'], NDS=m['NDS']))
+
+        train_head(self.cfg.model.bbox_head, [self.train[i] for i in keep], max(rungs), lr, seed,
+                   normalize=normalize, after_iter=score)
+        return out
+
     def run(self, fraction: float, seed: int, iters: int, lr: float, normalize: bool = True) -> Dict[str, float]:
         """Train a head on ``fraction`` of the train samples (subset seed = ``seed``) and score it on val.
         ``normalize=False`` is the scale-sensitive probe of version 1 (raw features into the head)."""
@@ -273,9 +299,7 @@ class FrozenProbe:
         head = train_head(self.cfg.model.bbox_head, [self.train[i] for i in keep], iters, lr, seed,
                           normalize=normalize)
         train_seconds = time.time() - t0
-        evaluator = Evaluator([METRICS.build(copy.deepcopy(self.cfg.val_evaluator))])
-        evaluator.dataset_meta = self.val_ds.metainfo
-        metrics = evaluate_head(head, self.model, self.val, evaluator)
+        metrics = self._evaluate(head)
         return dict(mAP=metrics['mAP'], NDS=metrics['NDS'], num_labelled=len(keep), iterations=iters,
                     train_seconds=train_seconds, sec_per_iter=train_seconds / max(iters, 1),
                     seconds=time.time() - t0, probe_version=PROBE_VERSION if normalize else 1,

@@ -102,9 +102,10 @@ def build_plan(setting: Setting) -> List[Job]:
         if len(a.stages) > 1:
             jobs.append(Job(f'merge-{arm}', 'merge', tuple(f'pretrain-{s.name}' for s in a.stages), arm=arm))
     jobs.append(Job('ladder', 'ladder', ('data', ), arm='scratch', fraction=setting.ladder_fraction, seed=0))
-    for arm in setting.probe_arms:
+    for arm in sorted(setting.probe_arms, key=lambda a: a != 'scratch'):  # scratch's probe first
         enc = encoder_job(arm)
-        jobs.append(Job(probe_id(arm), 'probe', ('data', ) + ((enc, ) if enc else ()), arm=arm))
+        length = (probe_id('scratch'), ) if setting.probe_ladder and arm != 'scratch' else ()
+        jobs.append(Job(probe_id(arm), 'probe', ('data', ) + ((enc, ) if enc else ()) + length, arm=arm))
     for arm in setting.finetune_arms:
         enc = encoder_job(arm)
         for fraction in setting.finetuned_fractions:

@@ -207,6 +207,7 @@ def render_markdown(setting: Setting, records: Dict[str, Dict], command: str, pl
                    if setting.probe_version >= 2 else
                    'The head reads the raw cached fused BEV maps (probe version 1): an arm whose features are '
                    'larger or smaller gets a different effective learning rate.'), '']
+        lines += probe_length_lines(records.get('probe-scratch', {}).get('probe_length'))
         lines += results_table(probe, [a for a in setting.probe_arms], fr) + ['']
     if fine:
         lines += ['## Full fine-tuning', '']
@@ -258,6 +259,20 @@ def ceiling_lines(ceiling: Optional[Dict]) -> List[str]:
                       f'{SATURATION_GAIN:.0%} relative (or started from 0); stopped by the cap, '
                       f'{ceiling["stopped_by"]}.'), '']
     return lines
+
+
+def probe_length_lines(length: Optional[Dict]) -> List[str]:
+    """How long every probe trained: the scratch probe's curve and the rung chosen on it (or the fixed length)."""
+    if not length:
+        return []
+    if 'curve' not in length:
+        return [f'Every probe trains its head for {length["iterations"]} iterations (a fixed length).', '']
+    points = ', '.join(f'{c["step"]}: {c["mAP"]:.4f} / {c["NDS"]:.4f}' for c in length['curve'])
+    verdict = ('saturated by the 5 % rule' if length.get('saturated') else
+               f'not saturated by the 5 % rule (stopped by the cap, {length.get("stopped_by")})')
+    return [f'Probe length from scratch only: its probe at fraction {length["fraction"]:g} (seed 0), scored after each '
+            f'rung (head iterations: mAP / NDS): {points}. Chosen: **{length["iterations"]} head iterations** for '
+            f'every arm; the curve is {verdict}.', '']
 
 
 def ladder_sentence(ladder: Dict) -> str:
@@ -335,6 +350,7 @@ def summary_json(setting: Setting, records: Dict[str, Dict]) -> Dict:
                              stopped_by=conv.stopped_by)
     else:
         out['ladder'] = None
+    out['probe_length'] = records.get('probe-scratch', {}).get('probe_length')
     for m in MEASURES:
         arms = [a for a in ARMS if a in setting_arms[m] or any(arm == a for arm, _ in cells[m])]
         out[m] = {a: {f'{f:g}': _stats_cell(cells[m].get((a, f))) for f in fractions} for a in arms}

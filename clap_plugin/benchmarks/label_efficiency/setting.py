@@ -26,6 +26,10 @@ class Setting:
     (mmengine's ``EMAHook``), which smooths the jumps of a constant-lr run between validations and keeps a run of
     N iterations the first N of a longer one. ``finetune_fractions`` (None: all) are the label fractions at which
     the fine-tune arms are fully fine-tuned; the probe covers every fraction.
+    Probe length: ``probe_ladder`` (empty: ``probe_iters`` head iterations for every probe) are the rungs of the
+    scratch probe's curve (the ladder fraction, seed 0), one head scored after each rung; the probe length is the
+    rung the ladder's rule picks on it (:func:`.jobs.choose_iterations`, with the 5 % saturation verdict), and every
+    arm's probes train that long.
     ``heatmap_prior_prob`` is the detector head's dense heatmap prior (``bbox_head.heatmap_prior_prob``,
     None: off), set on every probe and fine-tune. Probe: ``probe_version`` 2 standardises the frozen maps per
     channel before the head (scale-invariant); 1 feeds them raw (the probe of runs made before the field existed).
@@ -54,6 +58,7 @@ class Setting:
     pretrain_epochs: int = 4
     ladder: Tuple[int, ...] = (20, 40, 80)
     probe_iters: int = 100
+    probe_ladder: Tuple[int, ...] = ()
     probe_lr: float = 1e-3
     ceiling_max_iters: int = 1200
     ceiling_interval: int = 100
@@ -73,13 +78,14 @@ class Setting:
 
     IDENTITY = ('scenes', 'samples_per_scene', 'sweeps', 'objects_per_class', 'val_scenes', 'data_seed',
                 'teacher_scenes', 'teacher_samples_per_scene', 'teacher_iters', 'pretrain_epochs', 'ladder',
-                'probe_iters', 'probe_lr', 'probe_version', 'heatmap_prior_prob', 'pretext_samples',
+                'probe_iters', 'probe_ladder', 'probe_lr', 'probe_version', 'heatmap_prior_prob', 'pretext_samples',
                 'ceiling_max_iters', 'ceiling_interval', 'protocol', 'export_bn_batches', 'variant', 'ema_momentum')
     # what a setting saved before a field existed ran with (its records were made so). The ceiling fields are not
     # here: a run made before them has no ceiling record, so today's defaults (read for the missing keys) describe
     # the ceiling job it still has to run, and such a directory accepts them.
     LEGACY = dict(objects_per_class=(1, 2), val_scenes=None, probe_version=1, heatmap_prior_prob=None,
-                  protocol='cpu-tiny', export_bn_batches=0, variant='cpu-tiny', ema_momentum=None)
+                  protocol='cpu-tiny', export_bn_batches=0, variant='cpu-tiny', ema_momentum=None,
+                  probe_ladder=())
 
     def validate(self) -> None:
         if self.protocol not in PROTOCOLS:
@@ -112,6 +118,11 @@ class Setting:
                              f'{self.probe_version}')
         if self.heatmap_prior_prob is not None and not 0.0 < float(self.heatmap_prior_prob) < 1.0:
             raise ValueError(f'setting heatmap_prior_prob must be None or in (0, 1), got {self.heatmap_prior_prob}')
+        if self.probe_ladder and (list(self.probe_ladder) != sorted(set(self.probe_ladder)) or self.probe_ladder[0] < 1
+                                  or 'scratch' not in self.probe_arms):
+            raise ValueError(f'setting probe_ladder must be increasing positive iteration counts with scratch among '
+                             f'the probe arms (its curve fixes the probe length), got {self.probe_ladder} for probe '
+                             f'arms {list(self.probe_arms)}')
         if not self.ladder or list(self.ladder) != sorted(set(self.ladder)) or self.ladder[0] < 1:
             raise ValueError(f'setting ladder must be increasing positive {self.unit} counts, got {self.ladder}')
         if int(self.ceiling_max_iters) % int(self.ceiling_interval):
@@ -204,6 +215,7 @@ PRESETS: Dict[str, Setting] = dict(
     # key arms at 25 %, three seeds each (tools/benchmarks/label_efficiency.md gives the time it takes)
     default=Setting(scenes=60, samples_per_scene=2, sweeps=0, objects_per_class=(1, 3), val_scenes=20,
                     variant='cpu-bench', ema_momentum=0.01, ladder=(150, 300, 600), probe_iters=400,
+                    probe_ladder=(100, 200, 400),
                     ceiling_max_iters=1200, ceiling_interval=100, fractions=(0.25, 0.5), finetune_fractions=(0.25, )),
     # the default of runs made before the cpu-bench variant: 10 scenes of 6 keyframes, the CPU-tiny configs
     tiny=Setting(),
@@ -214,7 +226,8 @@ PRESETS: Dict[str, Setting] = dict(
                     ceiling_max_iters=1200, ceiling_interval=100),
     # a few minutes: the plumbing of every job kind, for the test suite
     smoke=Setting(scenes=2, samples_per_scene=3, teacher_scenes=2, teacher_samples_per_scene=2, teacher_iters=4,
-                  pretrain_epochs=1, ladder=(2, 4), probe_iters=4, image_cache_mb=256, pretext_samples=1,
+                  pretrain_epochs=1, ladder=(2, 4), probe_iters=4, probe_ladder=(2, 4), image_cache_mb=256,
+                  pretext_samples=1,
                   ceiling_max_iters=4, ceiling_interval=2, variant='cpu-bench', ema_momentum=0.01,
                   fractions=(0.5, 1.0), seeds=(0, ), probe_arms=('scratch', 'clap'),
                   finetune_arms=('scratch', 'clap')),
