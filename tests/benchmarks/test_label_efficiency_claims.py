@@ -210,3 +210,12 @@ def test_report_writes_the_json_beside_each_markdown(tmp_path):
         with open(path) as f:
             assert json.load(f) == expected
     assert tool.summary_path('tools/benchmarks/label_efficiency.md') == 'tools/benchmarks/label_efficiency.json'
+
+
+def test_noise_verdict_says_within_or_outside_noise():
+    from clap_plugin.benchmarks.label_efficiency.stats import noise_verdict
+    assert 'within noise' in noise_verdict([0.10, 0.30], [0.12, 0.20])  # +0.04 +- 0.06
+    assert 'outside noise' in noise_verdict([0.30, 0.31, 0.29], [0.10, 0.12, 0.09])
+    assert 'cannot be told apart from noise' in noise_verdict([0.3], [0.1])
+    with pytest.raises(ValueError, match='paired'):
+        noise_verdict([0.1, 0.2], [0.1])

@@ -136,3 +136,25 @@ def test_probe_ladder_puts_scratch_first_and_every_other_probe_after_it():
     for bad in (dict(probe_ladder=(200, 100)), dict(probe_ladder=(100, ), probe_arms=('clap', ))):
         with pytest.raises(ValueError, match='probe_ladder'):
             Setting(**bad).validate()
+
+
+def test_bench_variant_loads_smaller_images_and_the_keyframe_points_only(synthetic_nus):
+    from clap_plugin.benchmarks.label_efficiency.iteration_cost import _train_dataset
+    tiny = Config.fromfile(FINETUNE)
+    bench = apply_variant(tiny, VARIANTS['cpu-bench'])
+    a = _train_dataset(tiny, synthetic_nus + '/', 'v1.0-mini')[0]
+    b = _train_dataset(bench, synthetic_nus + '/', 'v1.0-mini')[0]
+    assert tuple(a['inputs']['img'].shape[-2:]) == (128, 352) and tuple(b['inputs']['img'].shape[-2:]) == (64, 192)
+    # keyframe + 2 sweeps against the keyframe alone, and a smaller range
+    assert len(b['inputs']['points']) < 0.6 * len(a['inputs']['points'])
+    assert b['inputs']['points'][:, :2].abs().max() <= 32.4
+
+
+def test_iteration_cost_compares_variants_side_by_side(synthetic_nus):
+    from clap_plugin.benchmarks.label_efficiency.iteration_cost import MODULES, measure, to_markdown
+    costs = measure(FINETUNE, synthetic_nus + '/', 'v1.0-mini', steps=(VARIANTS['cpu-tiny'], VARIANTS['cpu-bench']),
+                    samples=2, iters=1)
+    assert [c.name for c in costs] == ['cpu-tiny', 'cpu-bench'] and costs[0].speedup == 1.0
+    assert costs[1].speedup == pytest.approx(costs[0].iteration / costs[1].iteration)
+    assert all(c.iteration > 0 and set(c.forward) == set(MODULES) for c in costs)
+    assert len(to_markdown(costs)) == 4

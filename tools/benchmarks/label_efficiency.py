@@ -329,6 +329,10 @@ def write_report(paths: RunPaths, setting: Setting, command: str, md_path=None) 
         plot(cells, dict(probe=setting.probe_arms, finetune=setting.finetune_arms), setting.fractions, png,
              'full-size BEVFusion, nuScenes' if setting.paper else 'CPU-tiny BEVFusion, synthetic nuScenes')
     text = render_markdown(setting, records, command, 'label_efficiency.png' if have_plot else None, wall)
+    from clap_plugin.benchmarks.label_efficiency.iteration_cost import COST_FILE, report_section
+    cost = report_section(osp.join(paths.out, COST_FILE))
+    if cost:
+        text = text.rstrip('\n') + '\n\n' + '\n'.join(cost)
     summary = summary_json(setting, records)
     targets = [osp.join(paths.out, 'label_efficiency.md')] + ([md_path] if md_path else [])
     for md in targets:

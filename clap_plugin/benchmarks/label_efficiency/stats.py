@@ -61,3 +61,21 @@ def contrast(cells: Cells, weights: Sequence[Tuple[str, float]], fraction: float
         value += w * m
         var += w * w * sd * sd / len(c[key])
     return Estimate(value, math.sqrt(var) if n >= 2 else None, n, False)
+
+
+def noise_verdict(a: Sequence[float], b: Sequence[float], what: str = 'mAP') -> str:
+    """One plain sentence on ``mean(a) - mean(b)`` of values paired by seed (same order): its value, its SE and
+    whether it is within noise (|difference| <= 2 SE). With one seed the noise is not measured, and the sentence
+    says that the difference cannot be told from noise."""
+    if len(a) != len(b) or not a:
+        raise ValueError(f'noise_verdict needs two equally long, non-empty lists of paired values, got {len(a)} and '
+                         f'{len(b)}')
+    d = [x - y for x, y in zip(a, b)]
+    m, sd = mean_std(d)
+    if len(d) < 2:
+        return (f'{what} difference {m:+.4f} from a single seed: its noise is not measured, so it cannot be told '
+                'apart from noise')
+    se = sd / math.sqrt(len(d))
+    inside = abs(m) <= 2 * se
+    return (f'{what} difference {m:+.4f} ± {se:.4f} (SE over {len(d)} paired seeds): '
+            + ('within noise (|difference| <= 2 SE)' if inside else 'outside noise (|difference| > 2 SE)'))
