@@ -6,7 +6,7 @@ initialisation of every pre-training arm.
     python tools/train_2d_teacher.py --data-root /tmp/teacher_data/nuscenes --out work_dirs/teacher_2d.pth
 
 Task: semantic segmentation of the synthetic generator's per-pixel class maps (``synthetic_gt/<token>.npz``,
-key ``semantic``; classes ``clap_plugin.synthetic.generator.SEMANTIC_CLASSES``), written only with
+key ``semantic``; classes ``clap_plugin.synthetic.scene_writer.SEMANTIC_CLASSES``), written only with
 ``--save-gt-maps``. Use a set generated with a seed of its own, so its scenes are disjoint from the 3D
 pre-training and fine-tuning sets. Scenes, not images, are split: the last ``--val-scenes`` scenes (by name)
 are held out, and the tool reports their mean IoU at the end.
@@ -73,7 +73,7 @@ class Segmenter(nn.Module):
 
 def load_split(data_root: str, version: str, val_scenes: int) -> Tuple[List[dict], List[dict], List[str]]:
     """(train items, held-out items, class names); an item is {image: path, label: path, scene: name}."""
-    from clap_plugin.synthetic.generator import SEMANTIC_CLASSES
+    from clap_plugin.synthetic.scene_writer import SEMANTIC_CLASSES
     tables = osp.join(data_root, version)
     if not osp.isdir(tables):
         raise SystemExit(f'error: --data-root {data_root!r} has no {version}/ tables (see --version)')

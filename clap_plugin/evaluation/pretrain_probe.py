@@ -2,11 +2,12 @@
 
 On a checkpoint (or the same model at its random initialisation) and nuScenes-format samples with boxes:
 
-* prototype branch, under the training conditions (masking on, past the curvature warm-up): the share of
-  prototype cells whose LiDAR BEV is exactly zero, the prototypes' mean off-diagonal cosine, the
-  hard-assignment perplexity of each modality and the swap agreement against its chance level;
-* curvature sampling: the sampler's weight share on keyframe points inside annotated boxes divided by those
-  points' share (1 = no preference for objects), for several curvature estimators on the same field;
+* prototype branch, read from the model's own training step (``model.loss``: its masking, cell selection and
+  prototype loss, past the curvature warm-up; :func:`record_training_step`): the share of prototype cells whose
+  LiDAR BEV is exactly zero, the prototypes' mean off-diagonal cosine, the hard-assignment perplexity of each
+  modality and the swap agreement against its chance level;
+* curvature sampling: the ray selector's weight share on keyframe points inside annotated boxes divided by those
+  points' share (1 = no preference for objects), for several curvature estimators on the field of that step;
 * a frozen-feature linear probe: logistic regression of "this BEV cell's centre lies inside an annotated box"
   on the LiDAR, camera and fused BEV features of unmasked inputs, fitted on one split and scored (average
   precision) on another.
@@ -15,8 +16,9 @@ Boxes are read from the info file (mmdet3d v2 ``instances``: gravity centre, (dx
 pipeline must not augment the geometry (:func:`probe_pipeline`).
 """
 import copy
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -110,25 +112,83 @@ def linear_probe_ap(train_x: Tensor, train_y: Tensor, val_x: Tensor, val_y: Tens
 
 
 @dataclass
+class TrainingStep:
+    """What one training step of the model computed, recorded by :func:`record_training_step`: the volume
+    lifted from the masked inputs' fused BEV, and the (M, C_L), (M, C_I) cell features handed to the
+    prototype loss (None without one)."""
+    volume: Optional[Tensor] = None
+    lidar_cells: Optional[Tensor] = None
+    camera_cells: Optional[Tensor] = None
+
+
+@contextmanager
+def record_training_step(model) -> Iterator[TrainingStep]:
+    """Forward hooks on ``model.volume_lifter`` and ``model.prototype_loss`` that record what a call of
+    ``model.loss`` feeds them, so that a probe reads the training step itself instead of redoing it."""
+    step = TrainingStep()
+
+    def volume_hook(module, inputs, output):
+        step.volume = output.detach()
+
+    def prototype_hook(module, inputs, output):
+        step.lidar_cells, step.camera_cells = inputs[0].detach(), inputs[1].detach()
+
+    handles = [model.volume_lifter.register_forward_hook(volume_hook)]
+    if model.prototype_loss is not None:
+        handles.append(model.prototype_loss.register_forward_hook(prototype_hook))
+    try:
+        yield step
+    finally:
+        for h in handles:
+            h.remove()
+
+
+@dataclass
 class PrototypeProbe:
-    """Accumulated prototype-branch figures over probe samples."""
+    """Prototype-branch figures accumulated over training steps of one sample each.
+
+    The cells and their features are those the model's own step handed to its prototype loss; the assignments,
+    the Sinkhorn codes and the swap agreement are the loss's own (:func:`prototype_terms`).
+    """
     zero_cells: int = 0
     cells: int = 0
     assign_lidar: List[Tensor] = field(default_factory=list)
     assign_camera: List[Tensor] = field(default_factory=list)
-    code_lidar: List[Tensor] = field(default_factory=list)
-    code_camera: List[Tensor] = field(default_factory=list)
+    agree_cells: float = 0.0  # sum over steps of swap agreement x cells
+    chance_cells: float = 0.0  # sum over steps of its chance level x cells
+    paired_cells: int = 0
+
+    def add(self, prototype_loss, lidar_cells: Tensor, camera_cells: Tensor) -> None:
+        """One step's cells: the naive check (a cell handed to the losses with an all-zero LiDAR feature), then
+        the loss's assignments and figures of these cells."""
+        from clap_plugin.models.prototypes.swapped_prototype_loss import prototype_terms
+        m = lidar_cells.shape[0]
+        self.zero_cells += int((lidar_cells.abs().sum(1) == 0).sum())
+        self.cells += m
+        if m < 2:
+            return
+        pl = prototype_loss
+        emb = pl.embed(lidar_cells, camera_cells)
+        terms = prototype_terms(emb['lidar'], emb['camera'], pl.prototype_matrix(), pl.temperature,
+                                pl.em_temperature, pl.sinkhorn_epsilon, pl.sinkhorn_iterations)
+        self.assign_lidar.append(terms.assignments['lidar'])
+        self.assign_camera.append(terms.assignments['camera'])
+        self.agree_cells += float(terms.figures['proto_swap_agree']) * m
+        self.chance_cells += float(terms.figures['proto_swap_chance']) * m
+        self.paired_cells += m
 
     def summary(self, prototypes: Tensor) -> Dict[str, float]:
+        """Zero-LiDAR share, prototype cosine, hard perplexities over all steps' assignments, and the swap
+        agreement with its chance level (per step, weighted by the step's cells)."""
         from clap_plugin.models.prototypes.gram_regularizer import gram_off_diagonal_mean
-        from clap_plugin.models.prototypes.swapped_prototype_loss import hard_perplexity, swap_agreement
+        from clap_plugin.models.prototypes.swapped_prototype_loss import hard_perplexity
         n_k = prototypes.shape[0]
         a_l, a_c = torch.cat(self.assign_lidar), torch.cat(self.assign_camera)
-        agree, chance = swap_agreement(a_l, a_c, torch.cat(self.code_lidar), torch.cat(self.code_camera), n_k)
+        paired = max(self.paired_cells, 1)
         return dict(zero_lidar_share=self.zero_cells / max(self.cells, 1), cells=self.cells,
                     proto_cos_offdiag=float(gram_off_diagonal_mean(prototypes)),
                     hard_ppl_lidar=float(hard_perplexity(a_l, n_k)), hard_ppl_camera=float(hard_perplexity(a_c, n_k)),
-                    swap_agree=float(agree), swap_chance=float(chance),
+                    swap_agree=self.agree_cells / paired, swap_chance=self.chance_cells / paired,
                     num_prototypes=n_k)
 
 
@@ -136,53 +196,26 @@ class PrototypeProbe:
 def prototype_and_curvature_figures(model, data: dict, boxes: Sequence[Tensor], probe: PrototypeProbe,
                                     estimators: Dict[str, dict], enrichment: Dict[str, List[Tuple[float, float]]],
                                     rng_seed: int = 0) -> None:
-    """One batch under training conditions (masking): prototype figures and curvature enrichment on boxes.
+    """One training step of ``model`` (its own masking, cell selection and losses): prototype figures and the
+    curvature enrichment on boxes of the field it rendered.
 
-    ``estimators`` maps a name to CurvatureSampler overrides (``estimator``, ``fd_step``, ...); for each the
+    ``estimators`` maps a name to ray-selector overrides (``estimator``, ``fd_step``, ...); for each the
     (weight share in boxes, point share in boxes) pair of every sample is appended to ``enrichment[name]``.
     """
-    from clap_plugin.models.pretrain.masking import mask_image_patches, mask_lidar_blocks
-    from clap_plugin.models.prototypes.sinkhorn import sinkhorn_knopp
-    inputs, samples = data['inputs'], data['data_samples']
-    metas = [s.metainfo for s in samples]
-    points = list(inputs['points'])
     torch.manual_seed(rng_seed)
-    masked = [mask_lidar_blocks(p, model.point_cloud_range, model.mask_block_size, model.lidar_mask_ratio)[0]
-              for p in points]
-    imgs = inputs['imgs']
-    bev = model.extract_bev(dict(points=masked,
-                                 imgs=mask_image_patches(imgs, model.image_patch_size, model.camera_mask_ratio)[0]),
-                            metas)
-    volume = model.volume_lifter(bev['fused_bev'])
-    if model.prototype_loss is not None:
-        pl = model.prototype_loss
-        lidar_bev = bev['lidar_bev']
-        nonzero = lidar_bev.abs().sum(1) > 0
-        cells, _ = model.prototype_cells(lidar_bev, masked, points)
-        for b, (ix, iy) in enumerate(cells):
-            # the naive check: the cells handed to the losses, looked up again in the LiDAR BEV
-            probe.zero_cells += int((~nonzero[b, ix, iy]).sum())
-            probe.cells += ix.numel()
-            if ix.numel() < 2:
-                continue
-            emb = pl.embed(lidar_bev[b, :, ix, iy].t(), bev['camera_bev'][b, :, ix, iy].t())
-            protos = F.normalize(pl.prototypes, dim=-1)
-            s_p, s_i = emb['lidar'] @ protos.t(), emb['camera'] @ protos.t()
-            q_p = sinkhorn_knopp(s_p, pl.sinkhorn_epsilon, pl.sinkhorn_iterations)
-            q_i = sinkhorn_knopp(s_i, pl.sinkhorn_epsilon, pl.sinkhorn_iterations)
-            probe.assign_lidar.append(s_p.argmax(-1))
-            probe.assign_camera.append(s_i.argmax(-1))
-            probe.code_lidar.append(q_p.argmax(-1))
-            probe.code_camera.append(q_i.argmax(-1))
-    sampler = model.ray_selector
-    for b, pts in enumerate(points):
+    with record_training_step(model) as step:
+        model.loss(data['inputs'], data['data_samples'])
+    if model.prototype_loss is not None and step.lidar_cells is not None:
+        probe.add(model.prototype_loss, step.lidar_cells, step.camera_cells)
+    selector = model.ray_selector
+    for b, pts in enumerate(data['inputs']['points']):
         kf = model.keyframe_points(pts.float())
         inside = points_in_boxes(kf, boxes[b].to(kf)).any(dim=1)
         if inside.sum() == 0:
             continue
-        sdf_fn = model.rendering_head.sdf_function(volume[b])
+        sdf_fn = model.rendering_head.sdf_function(step.volume[b])
         for name, overrides in estimators.items():
-            s = copy.copy(sampler)
+            s = copy.copy(selector)
             for k, v in overrides.items():
                 setattr(s, k, v)
             torch.manual_seed(rng_seed + b)

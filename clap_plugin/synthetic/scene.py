@@ -12,8 +12,10 @@ import numpy as np
 ANNOTATION_MARGIN = 0.03  # metres between the rendered geometry and the annotated box
 GROUND_CLEARANCE = 0.06  # gap under annotated objects, so ground returns stay outside their boxes
 
-# materials: albedo texture and LiDAR reflectivity are chosen per material in the renderer
-MAT_GROUND, MAT_BUILDING, MAT_VEHICLE, MAT_PERSON, MAT_CONE, MAT_BARRIER, MAT_POLE, MAT_CYCLE = range(8)
+# materials: albedo texture and LiDAR reflectivity are chosen per material in the renderer; a material's id is
+# its index in MATERIALS
+MATERIALS = ('ground', 'building', 'vehicle', 'person', 'traffic_cone', 'barrier', 'pole', 'cycle')
+MAT_GROUND, MAT_BUILDING, MAT_VEHICLE, MAT_PERSON, MAT_CONE, MAT_BARRIER, MAT_POLE, MAT_CYCLE = range(len(MATERIALS))
 
 # detection class -> (nuScenes category, (length, width, height) mean, shape, material)
 CLASS_SPECS: Dict[str, Tuple[str, Tuple[float, float, float], str, int]] = {
@@ -134,20 +136,31 @@ class _Lane:
         self.spans.append((x0, x1))
 
 
-def build_scene(rng: np.random.Generator, cfg: SceneConfig, origin: np.ndarray, heading: float,
-                t0: float) -> Scene:
-    """Lay out one street scene. The ego drives in the right lane at 5-9 m/s for ``cfg.duration`` seconds."""
-    ego_speed = float(rng.uniform(5.0, 9.0))
-    ego_y = -LANE_WIDTH / 2
-    travel = ego_speed * cfg.duration
-    x_lo, x_hi = -45.0, travel + 60.0
-    street: List[dict] = []  # objects in street coordinates
+class _Street:
+    """The objects of one scene in street coordinates (x along the street, y to the left), in placement order."""
 
-    def add(shape, size, x, y, z, yaw, vel, color, material, cls=None):
-        street.append(dict(shape=shape, size=np.asarray(size, float), xyz=np.array([x, y, z]), yaw=yaw,
-                           vel=np.asarray(vel, float), color=np.asarray(color, float), material=material, cls=cls))
+    def __init__(self) -> None:
+        self.objects: List[dict] = []
 
-    # buildings on both sides
+    def add(self, shape, size, x, y, z, yaw, vel, color, material, cls=None) -> None:
+        self.objects.append(dict(shape=shape, size=np.asarray(size, float), xyz=np.array([x, y, z]), yaw=yaw,
+                                 vel=np.asarray(vel, float), color=np.asarray(color, float), material=material,
+                                 cls=cls))
+
+
+@dataclass
+class _Layout:
+    """Where the road users of one scene go: the ego lane, the stretch seen up close, the queues of traffic."""
+    ego_y: float
+    near_lo: float  # static objects between near_lo and near_hi are seen up close by the ego
+    near_hi: float
+    traffic: Dict[str, dict]  # 'ahead' / 'oncoming' -> cursor (next free x) and speed of the lane
+    parking: Dict[int, _Lane] = field(default_factory=lambda: {-1: _Lane(), 1: _Lane()})
+
+
+def _add_buildings_and_poles(rng: np.random.Generator, street: _Street, cfg: SceneConfig, x_lo: float,
+                             x_hi: float) -> None:
+    """Buildings on both sides of the street, poles along each sidewalk."""
     for side in (-1, 1):
         x = x_lo - 20
         while x < x_hi + 20:
@@ -156,19 +169,65 @@ def build_scene(rng: np.random.Generator, cfg: SceneConfig, origin: np.ndarray, 
             height = rng.uniform(6, 20)
             y = side * (SIDEWALK_OUTER + depth / 2 + rng.uniform(0.0, 2.0))
             color = rng.uniform(0.35, 0.85, size=3)
-            add('box', (length, depth, height), x + length / 2, y, height / 2, 0.0, (0, 0), color, MAT_BUILDING)
+            street.add('box', (length, depth, height), x + length / 2, y, height / 2, 0.0, (0, 0), color,
+                       MAT_BUILDING)
             x += length + rng.uniform(0.0, 6.0)
-        # poles along the sidewalk
         for xp in np.arange(x_lo + rng.uniform(0, cfg.pole_spacing), x_hi, cfg.pole_spacing):
-            add('cylinder', (0.3, 0.3, 5.5), xp, side * (ROAD_HALF_WIDTH + 0.6), 2.75, 0.0, (0, 0),
-                (0.5, 0.5, 0.52), MAT_POLE)
+            street.add('cylinder', (0.3, 0.3, 5.5), xp, side * (ROAD_HALF_WIDTH + 0.6), 2.75, 0.0, (0, 0),
+                       (0.5, 0.5, 0.52), MAT_POLE)
 
-    # lanes for static objects (parking lanes and sidewalks) and moving traffic
-    parking = {-1: _Lane(), 1: _Lane()}
-    near_lo, near_hi = -20.0, travel + 30.0  # static objects here are seen up close by the ego
-    traffic = {'ahead': dict(cursor=float(rng.uniform(8.0, 14.0)), speed=ego_speed + float(rng.uniform(0.5, 2.5))),
-               'oncoming': dict(cursor=travel * 0.5 + float(rng.uniform(0.0, 15.0)),
-                                speed=float(rng.uniform(3.0, 8.0)))}
+
+def _add_walking_pedestrian(rng: np.random.Generator, street: _Street, layout: _Layout, shape: str, lwh, z: float,
+                            color, material: int, cls: str) -> None:
+    """A pedestrian walking along a sidewalk, in either direction."""
+    l, w, h = lwh
+    side = int(rng.choice([-1, 1]))
+    y = side * rng.uniform(ROAD_HALF_WIDTH + 1.3, SIDEWALK_OUTER - 1.0)
+    direction = float(rng.choice([-1, 1]))
+    speed = rng.uniform(1.0, 1.6)
+    x = rng.uniform(layout.near_lo, layout.near_hi)
+    street.add(shape, (l, w, h), x, y, z, 0.0 if direction > 0 else np.pi, (direction * speed, 0), color, material,
+               cls)
+
+
+def _add_moving_vehicle(rng: np.random.Generator, street: _Street, layout: _Layout, shape: str, lwh, z: float,
+                        color, material: int, cls: str) -> None:
+    """A road user driving ahead of the ego (faster) or oncoming; each lane moves at one speed, in a queue."""
+    l, w, h = lwh
+    lane = 'ahead' if rng.uniform() < 0.5 else 'oncoming'
+    queue = layout.traffic[lane]
+    x = queue['cursor'] + l / 2
+    queue['cursor'] += l + rng.uniform(4.0, 12.0)
+    speed = queue['speed']
+    if lane == 'ahead':
+        street.add(shape, (l, w, h), x, layout.ego_y, z, 0.0, (speed, 0), color, material, cls)
+    else:
+        street.add(shape, (l, w, h), x, LANE_WIDTH / 2, z, np.pi, (-speed, 0), color, material, cls)
+
+
+def _add_static(rng: np.random.Generator, street: _Street, layout: _Layout, shape: str, lwh, z: float, color,
+                material: int, cls: str) -> None:
+    """A standing object in a parking lane, where it overlaps nothing placed before (200 tries, then none)."""
+    l, w, h = lwh
+    if cls in ('traffic_cone', 'barrier', 'pedestrian', 'bicycle', 'motorcycle'):
+        # small objects stand at the inner edge of the parking lane, in plain view of the road
+        lateral = lambda side: side * (LANE_WIDTH + 0.1 + w / 2 + rng.uniform(0.0, 0.1))
+    else:  # parked vehicles
+        lateral = lambda side: side * (LANE_WIDTH * 1.5 + rng.uniform(0.0, 0.3))
+    half = max(l, w) / 2
+    for attempt in range(200):
+        widen = 2.0 * (attempt // 20)  # a crowded street pushes objects further out
+        side = int(rng.choice([-1, 1]))
+        x = rng.uniform(layout.near_lo - widen, layout.near_hi + widen)
+        if layout.parking[side].free(x - half, x + half):
+            layout.parking[side].take(x - half, x + half)
+            yaw = rng.uniform(-0.05, 0.05) + (np.pi if rng.uniform() < 0.3 else 0.0)
+            street.add(shape, (l, w, h), x, lateral(side), z, yaw, (0, 0), color, material, cls)
+            return
+
+
+def _add_road_users(rng: np.random.Generator, street: _Street, cfg: SceneConfig, layout: _Layout) -> None:
+    """``cfg.objects_per_class`` annotated objects of every detection class, standing or moving."""
     for cls, (category, (ml, mw, mh), shape, material) in CLASS_SPECS.items():
         count = int(rng.integers(cfg.objects_per_class[0], cfg.objects_per_class[1] + 1))
         for k in range(count):
@@ -181,46 +240,20 @@ def build_scene(rng: np.random.Generator, cfg: SceneConfig, origin: np.ndarray, 
             moving = k > 0 and cls not in ('traffic_cone', 'barrier') and (rng.uniform() < cfg.moving_fraction)
             z = GROUND_CLEARANCE + ANNOTATION_MARGIN + h / 2
             if moving and cls == 'pedestrian':
-                side = int(rng.choice([-1, 1]))
-                y = side * rng.uniform(ROAD_HALF_WIDTH + 1.3, SIDEWALK_OUTER - 1.0)
-                direction = float(rng.choice([-1, 1]))
-                speed = rng.uniform(1.0, 1.6)
-                x = rng.uniform(near_lo, near_hi)
-                add(shape, (l, w, h), x, y, z, 0.0 if direction > 0 else np.pi, (direction * speed, 0), color,
-                    material, cls)
+                place = _add_walking_pedestrian
             elif moving:
-                # same direction as the ego (ahead, faster) or oncoming; each lane moves at one speed, in a queue
-                lane = 'ahead' if rng.uniform() < 0.5 else 'oncoming'
-                x = traffic[lane]['cursor'] + l / 2
-                traffic[lane]['cursor'] += l + rng.uniform(4.0, 12.0)
-                speed = traffic[lane]['speed']
-                if lane == 'ahead':
-                    add(shape, (l, w, h), x, ego_y, z, 0.0, (speed, 0), color, material, cls)
-                else:
-                    add(shape, (l, w, h), x, LANE_WIDTH / 2, z, np.pi, (-speed, 0), color, material, cls)
+                place = _add_moving_vehicle
             else:
-                lanes = parking
-                if cls in ('traffic_cone', 'barrier', 'pedestrian', 'bicycle', 'motorcycle'):
-                    # small objects stand at the inner edge of the parking lane, in plain view of the road
-                    lateral = lambda side: side * (LANE_WIDTH + 0.1 + w / 2 + rng.uniform(0.0, 0.1))
-                else:  # parked vehicles
-                    lateral = lambda side: side * (LANE_WIDTH * 1.5 + rng.uniform(0.0, 0.3))
-                half = max(l, w) / 2
-                for attempt in range(200):
-                    widen = 2.0 * (attempt // 20)  # a crowded street pushes objects further out
-                    side = int(rng.choice([-1, 1]))
-                    x = rng.uniform(near_lo - widen, near_hi + widen)
-                    if lanes[side].free(x - half, x + half):
-                        lanes[side].take(x - half, x + half)
-                        yaw = rng.uniform(-0.05, 0.05) + (np.pi if rng.uniform() < 0.3 else 0.0)
-                        add(shape, (l, w, h), x, lateral(side), z, yaw, (0, 0), color, material, cls)
-                        break
+                place = _add_static
+            place(rng, street, layout, shape, (l, w, h), z, color, material, cls)
 
-    # to the global frame
+
+def _to_global(street: _Street, origin: np.ndarray, heading: float, t0: float) -> List[SceneObject]:
+    """The street's objects as :class:`SceneObject` in the global frame (ids from 1, in placement order)."""
     c, s = np.cos(heading), np.sin(heading)
     rot = np.array([[c, -s], [s, c]])
     objects = []
-    for i, o in enumerate(street):
+    for i, o in enumerate(street.objects):
         xy = rot @ o['xyz'][:2] + origin[:2]
         vel = rot @ o['vel']
         cls = o['cls']
@@ -230,5 +263,20 @@ def build_scene(rng: np.random.Generator, cfg: SceneConfig, origin: np.ndarray, 
             yaw=float(np.arctan2(np.sin(o['yaw'] + heading), np.cos(o['yaw'] + heading))), velocity=vel,
             color=o['color'], material=o['material'], t0=t0, detection_class=cls,
             category=CLASS_SPECS[cls][0] if cls else None, attribute=_attribute(cls, speed) if cls else None))
-    return Scene(objects=objects, origin=np.asarray(origin, float), heading=float(heading),
-                 ego_start=np.array([0.0, ego_y]), ego_speed=ego_speed, t0=t0)
+    return objects
+
+
+def build_scene(rng: np.random.Generator, cfg: SceneConfig, origin: np.ndarray, heading: float,
+                t0: float) -> Scene:
+    """Lay out one street scene. The ego drives in the right lane at 5-9 m/s for ``cfg.duration`` seconds."""
+    ego_speed = float(rng.uniform(5.0, 9.0))
+    ego_y = -LANE_WIDTH / 2
+    travel = ego_speed * cfg.duration
+    street = _Street()
+    _add_buildings_and_poles(rng, street, cfg, x_lo=-45.0, x_hi=travel + 60.0)
+    traffic = {'ahead': dict(cursor=float(rng.uniform(8.0, 14.0)), speed=ego_speed + float(rng.uniform(0.5, 2.5))),
+               'oncoming': dict(cursor=travel * 0.5 + float(rng.uniform(0.0, 15.0)),
+                                speed=float(rng.uniform(3.0, 8.0)))}
+    _add_road_users(rng, street, cfg, _Layout(ego_y=ego_y, near_lo=-20.0, near_hi=travel + 30.0, traffic=traffic))
+    return Scene(objects=_to_global(street, origin, heading, t0), origin=np.asarray(origin, float),
+                 heading=float(heading), ego_start=np.array([0.0, ego_y]), ego_speed=ego_speed, t0=t0)

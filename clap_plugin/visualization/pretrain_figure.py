@@ -9,14 +9,15 @@ from matplotlib.figure import Figure
 
 from ..models.pretrain.visuals import PretrainVisuals
 
-PANEL_TITLES = dict(
-    rgb_real='real RGB (camera {cam}, preview grid)',
-    rgb='rendered RGB',
-    range_real='LiDAR range where points project [m]',
-    range='rendered range [m]',
-    pixel_map='pixel selection probability and selected camera rays',
-    bev_rays='BEV: LiDAR points by selection weight, selected LiDAR rays',
-    bev_prototypes='BEV: hard prototype assignment per cell')
+PANEL_TITLES = {
+    'rgb_real': 'real RGB (camera {cam}, preview grid)',
+    'rgb': 'rendered RGB',
+    'range_real': 'LiDAR range where points project [m]',
+    'range': 'rendered range [m]',
+    'pixel_map': 'pixel selection probability and selected camera rays',
+    'bev_rays': 'BEV: LiDAR points by selection weight, selected LiDAR rays',
+    'bev_prototypes': 'BEV: hard prototype assignment per cell',
+}
 
 
 def _np(t) -> np.ndarray:

@@ -66,11 +66,16 @@ def _one_line(err):
     return text
 
 
-def test_corrupt_jpeg_body_stops_training_naming_file_token_and_camera(bad_tree):
+def _stopping_message(bad_tree, sample: int) -> str:
+    """The one-line message with which reading train sample ``bad_tree['tokens'][sample]`` stops."""
     dataset = _train_dataset(bad_tree['root'])
     with pytest.raises(BadSampleError) as err:
-        dataset[_index_of(dataset, bad_tree['tokens'][0])]
-    text = _one_line(err)
+        dataset[_index_of(dataset, bad_tree['tokens'][sample])]
+    return _one_line(err)
+
+
+def test_corrupt_jpeg_body_stops_training_naming_file_token_and_camera(bad_tree):
+    text = _stopping_message(bad_tree, 0)
     assert f'CAM_FRONT file {bad_tree["jpeg"]} ' in text
     assert f'sample token {bad_tree["tokens"][0]}' in text and bad_tree['jpeg_sd'] in text
     assert 'end-of-image marker' in text
@@ -78,10 +83,7 @@ def test_corrupt_jpeg_body_stops_training_naming_file_token_and_camera(bad_tree)
 
 
 def test_truncated_lidar_sweep_stops_training_naming_file_token_and_sweep(bad_tree):
-    dataset = _train_dataset(bad_tree['root'])
-    with pytest.raises(BadSampleError) as err:
-        dataset[_index_of(dataset, bad_tree['tokens'][2])]
-    text = _one_line(err)
+    text = _stopping_message(bad_tree, 2)
     assert f'LIDAR_TOP sweep file {bad_tree["sweep"]} ' in text
     assert f'sample token {bad_tree["tokens"][2]}, sample_data token {bad_tree["sweep_sd"]}' in text
     assert 'truncated' in text and 'not a multiple of 20' in text

@@ -23,7 +23,7 @@ def test_iou_from_confusion_matches_a_hand_count():
 def test_semantic_maps_follow_the_object_ids(synthetic_nus):
     import glob
 
-    from clap_plugin.synthetic.generator import SEMANTIC_CLASSES
+    from clap_plugin.synthetic.scene_writer import SEMANTIC_CLASSES
     files = [f for f in sorted(glob.glob(osp.join(synthetic_nus, 'synthetic_gt', '*.npz')))
              if 'semantic' in np.load(f).files][:6]
     assert files

@@ -1,128 +1,14 @@
-"""Per pre-training iteration: time and peak memory of
-(a) CLAP with curvature sampling at the paper's ray budgets (8192 LiDAR + 6 x 1024 camera rays),
-(b) joint rendering without sampling: every keyframe LiDAR point plus as many pixels per camera as asked
-    (``--joint-pixels``; all pixels do not fit on this machine), rendered in one chunk with its full graph,
-(c) UniPAD-style separate pre-training: a LiDAR-only and a camera-only iteration (512 rays per camera),
-plus the share of the curvature scoring in (a). Each variant runs in its own process (peak RSS is per process),
-side by side in one invocation, and the ratios (a)/(b), (a)/(c) are printed.
+"""Per pre-training iteration, time and peak memory of CLAP with curvature sampling, of joint rendering without
+sampling and of UniPAD-style separate pre-training, side by side (:mod:`clap_plugin.benchmarks.pretrain_iteration`).
 
     python tools/benchmarks/bench_pretrain_iteration.py --data-root data/nuscenes/ \
         [--config configs/clap_pretrain_nus_cpu-tiny.py] [--joint-pixels 2048] [--iters 2]
 """
-import argparse
-import copy
-import json
-import os
 import os.path as osp
-import resource
-import subprocess
 import sys
-import time
 
-ROOT = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))
-
-
-def run_variant(args) -> dict:
-    import numpy as np
-    import torch
-    from mmdet3d.registry import DATASETS, MODELS
-    from mmdet3d.utils import register_all_modules
-    from mmengine.config import Config
-    from mmengine.dataset import pseudo_collate
-    from mmengine.logging import MessageHub
-    register_all_modules()
-    import clap_plugin  # noqa: F401
-
-    torch.manual_seed(0)
-    np.random.seed(0)
-    cfg = Config.fromfile(args.config)
-    cfg.train_dataloader.dataset.data_root = args.data_root
-    m = copy.deepcopy(cfg.model)
-    m.ray_selector.update(num_lidar_rays=8192, num_pixels_per_camera=1024, warmup_epochs=1)
-    m.rendering_head.update(num_stratified=72, num_importance=24, up_sample_steps=4)
-    if args.variant == 'joint_all':
-        m.ray_selector.update(num_lidar_rays=args.joint_lidar_rays, num_pixels_per_camera=args.joint_pixels)
-        m.rendering_head.update(ray_chunk_size=10**9, checkpoint_chunks=False)
-    elif args.variant == 'unipad_lidar':
-        m.update(img_backbone=None, img_neck=None, view_transform=None, fusion_layer=None, render_camera=False,
-                 prototype_loss=None, gram_regularizer=None, lidar_mask_ratio=0.8)
-        m.ray_selector.warmup_epochs = 10**9  # UniPAD samples uniformly
-        m.pts_backbone.in_channels = m.pts_middle_encoder.output_channels * 2
-    elif args.variant == 'unipad_camera':
-        m.update(pts_voxel_encoder=None, pts_middle_encoder=None, fusion_layer=None, render_lidar=False,
-                 pixels_through_points=True, prototype_loss=None, gram_regularizer=None, camera_mask_ratio=0.3)
-        m.ray_selector.update(num_pixels_per_camera=512, warmup_epochs=10**9)
-        m.pts_backbone.in_channels = m.view_transform.out_channels
-    model = MODELS.build(m)
-    model.train()
-    dataset = DATASETS.build(cfg.train_dataloader.dataset)
-    data = model.data_preprocessor(pseudo_collate([dataset[0]]), training=True)
-    MessageHub.get_current_instance().update_info('epoch', 5)  # past the warm-up: curvature sampling
-
-    score_time = [0.0]
-    orig = model.ray_selector.point_weights
-
-    def timed(*a, **k):
-        t = time.perf_counter()
-        out = orig(*a, **k)
-        score_time[0] += time.perf_counter() - t
-        return out
-    model.ray_selector.point_weights = timed
-
-    times = []
-    for i in range(args.iters + 1):
-        score_time[0] = 0.0
-        t = time.perf_counter()
-        losses = model.loss(data['inputs'], data['data_samples'])
-        sum(losses.values()).backward()
-        model.zero_grad(set_to_none=True)
-        if i > 0:  # the first iteration warms up allocators and caches
-            times.append((time.perf_counter() - t, score_time[0]))
-    it = float(np.mean([a for a, _ in times]))
-    score = float(np.mean([b for _, b in times]))
-    n_rays = int(model.ray_selector.num_lidar_rays) if model.render_lidar else 0
-    return dict(variant=args.variant, iter_s=it, scoring_s=score,
-                peak_rss_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
-                lidar_rays_budget=n_rays, pixels_per_camera=int(model.ray_selector.num_pixels_per_camera))
-
-
-def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    p.add_argument('--config', default=osp.join(ROOT, 'configs', 'clap_pretrain_nus_cpu-tiny.py'))
-    p.add_argument('--data-root', required=True)
-    p.add_argument('--joint-pixels', type=int, default=2048, help='pixels per camera of variant (b)')
-    p.add_argument('--joint-lidar-rays', type=int, default=10**9,
-                   help='LiDAR rays of variant (b) (default: every keyframe point; lower it when it does not fit)')
-    p.add_argument('--iters', type=int, default=2)
-    p.add_argument('--variant', default=None, help=argparse.SUPPRESS)
-    args = p.parse_args()
-    if args.variant:
-        print(json.dumps(run_variant(args)))
-        return 0
-    results = {}
-    for variant in ('clap_curvature', 'joint_all', 'unipad_lidar', 'unipad_camera'):
-        cmd = [sys.executable, __file__, '--config', args.config, '--data-root', args.data_root, '--joint-pixels',
-               str(args.joint_pixels), '--joint-lidar-rays', str(args.joint_lidar_rays), '--iters', str(args.iters),
-               '--variant', variant]
-        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=dict(os.environ))
-        if proc.returncode != 0:
-            print(f'{variant} failed:\n{proc.stderr[-3000:]}', file=sys.stderr)
-            return 1
-        results[variant] = json.loads(proc.stdout.strip().splitlines()[-1])
-        r = results[variant]
-        print(f"{variant:15s} iter {r['iter_s']:8.2f} s  peak RSS {r['peak_rss_mib']:8.0f} MiB  "
-              f"curvature scoring {r['scoring_s']:.3f} s")
-    a, b = results['clap_curvature'], results['joint_all']
-    c_time = results['unipad_lidar']['iter_s'] + results['unipad_camera']['iter_s']
-    c_mem = max(results['unipad_lidar']['peak_rss_mib'], results['unipad_camera']['peak_rss_mib'])
-    print(f"(a)/(b): time {a['iter_s'] / b['iter_s']:.3f}  peak memory {a['peak_rss_mib'] / b['peak_rss_mib']:.3f}"
-          f"  ((b) renders {b['lidar_rays_budget']} LiDAR rays (cap) + {args.joint_pixels} pixels per camera "
-          'in one graph, no chunking)')
-    print(f"(a)/(c): time {a['iter_s'] / c_time:.3f}  peak memory {a['peak_rss_mib'] / c_mem:.3f}  "
-          '((c) = LiDAR-only + camera-only iteration; memory: the larger of the two)')
-    print(f"curvature scoring share of (a): {100 * a['scoring_s'] / a['iter_s']:.2f} %")
-    return 0
-
+sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+from clap_plugin.benchmarks.pretrain_iteration import main  # noqa: E402
 
 if __name__ == '__main__':
     sys.exit(main())

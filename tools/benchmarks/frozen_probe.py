@@ -1,74 +1,13 @@
-"""Frozen-encoder probe of encoder exports, side by side: only the CPU-tiny detector's ``bbox_head`` trains.
+"""Frozen-encoder probe of encoder exports, side by side: only the CPU-tiny detector's ``bbox_head`` trains; see
+:mod:`clap_plugin.benchmarks.compare_encoders`.
 
     python tools/benchmarks/frozen_probe.py --data-root data/nuscenes/ --arm scratch= --arm clap=clap_encoders.pth
-
-Each ``--arm NAME=PATH`` (an empty PATH: random encoders) is loaded into
-configs/bevfusion_lidar-cam_finetune_nus_cpu-tiny.py, its fused BEV maps are computed once for the train and val
-samples (no augmentation), and a fresh head is trained per seed on ``--fraction`` of the train samples and
-scored with NuScenesMetric on the val split. The head reads the maps standardised per channel (a BatchNorm
-without affine, so the probe does not rank arms by their features' scale); ``--no-input-norm`` feeds the raw maps
-(the probe before version 2). Prints one line per arm: the features' scale, then mAP and NDS, mean +- std over
-the seeds.
-The label-efficiency benchmark (tools/benchmarks/label_efficiency.py) runs the same probe for every arm.
 """
-import argparse
 import os.path as osp
 import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
-from clap_plugin.benchmarks.label_efficiency.arms import FINETUNE_CONFIG  # noqa: E402
-from clap_plugin.benchmarks.label_efficiency.report import mean_std  # noqa: E402
-
-
-def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    p.add_argument('--data-root', required=True, help='nuScenes-format root with nuscenes_infos_{train,val}.pkl')
-    p.add_argument('--arm', action='append', required=True, metavar='NAME=PATH',
-                   help='an encoder export to probe (PATH empty: random encoders); repeat for several')
-    p.add_argument('--config', default=FINETUNE_CONFIG, help='detector config (default: the CPU-tiny fine-tune)')
-    p.add_argument('--version', help='nuScenes version of the info files (default: from the tables present)')
-    p.add_argument('--fraction', type=float, default=1.0, help='share of the train samples with labels')
-    p.add_argument('--seeds', type=int, nargs='+', default=[0, 1])
-    p.add_argument('--iters', type=int, default=100, help='head training iterations (batch 2)')
-    p.add_argument('--lr', type=float, default=1e-3)
-    p.add_argument('--no-input-norm', action='store_true',
-                   help='feed the raw BEV maps to the head (scale-sensitive probe version 1)')
-    return p.parse_args(argv)
-
-
-def main(argv=None) -> int:
-    args = parse_args(argv)
-    arms = []
-    for spec in args.arm:
-        if '=' not in spec:
-            raise SystemExit(f'error: --arm {spec!r}: expected NAME=PATH (PATH may be empty)')
-        name, path = spec.split('=', 1)
-        if path and not osp.isfile(path):
-            raise SystemExit(f'error: --arm {name}: no file {path}')
-        arms.append((name, path or None))
-    root = args.data_root if args.data_root.endswith('/') else args.data_root + '/'
-    version = args.version or ('v1.0-trainval' if osp.isdir(osp.join(root, 'v1.0-trainval')) else 'v1.0-mini')
-    from mmdet3d.utils import register_all_modules
-    register_all_modules(init_default_scope=True)
-    import clap_plugin  # noqa: F401
-    from clap_plugin.benchmarks.label_efficiency.frozen_probe import FrozenProbe
-    rows = []
-    for name, path in arms:
-        probe = FrozenProbe(args.config, root, version, path)
-        runs = [probe.run(args.fraction, s, args.iters, args.lr, normalize=not args.no_input_norm)
-                for s in args.seeds]
-        m, n = mean_std([r['mAP'] for r in runs]), mean_std([r['NDS'] for r in runs])
-        rows.append((name, m, n, runs[0]['num_labelled']))
-        print(f'{name}: {probe.loaded} encoder tensors loaded; train features: per-channel std '
-              f'{probe.scale.channel_std:.3g}, mean |f| {probe.scale.abs_mean:.3g}; ' + ', '.join(
-            f'seed {s}: mAP {r["mAP"]:.4f} NDS {r["NDS"]:.4f}' for s, r in zip(args.seeds, runs)), flush=True)
-    norm = 'raw maps (no input norm)' if args.no_input_norm else 'maps standardised per channel'
-    print(f'\nfrozen-encoder probe: {len(args.seeds)} seeds, {rows[0][3]} labelled samples, {args.iters} head '
-          f'iterations, {norm}, val split of {root}')
-    for name, m, n, _ in rows:
-        print(f'  {name:12s} mAP {m[0]:.4f} ± {m[1]:.4f}   NDS {n[0]:.4f} ± {n[1]:.4f}')
-    return 0
-
+from clap_plugin.benchmarks.compare_encoders import main  # noqa: E402
 
 if __name__ == '__main__':
     sys.exit(main())

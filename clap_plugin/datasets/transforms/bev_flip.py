@@ -53,6 +53,5 @@ class CLAPBEVFlip3D(BaseTransform):
         return results
 
     def __repr__(self) -> str:
-        return (f'{self.__class__.__name__}(flip_ratio_bev_horizontal='
-                f'{self.flip_ratio_bev_horizontal}, flip_ratio_bev_vertical='
-                f'{self.flip_ratio_bev_vertical})')
+        return (f'{self.__class__.__name__}(flip_ratio_bev_horizontal={self.flip_ratio_bev_horizontal}, '
+                f'flip_ratio_bev_vertical={self.flip_ratio_bev_vertical})')

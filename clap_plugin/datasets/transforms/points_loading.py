@@ -28,12 +28,8 @@ def read_points(path: str, load_dim: int, backend_args: Optional[dict] = None) -
     return np.frombuffer(data, dtype=np.float32)
 
 
-@TRANSFORMS.register_module()
-class CLAPLoadPointsFromFile(LoadPointsFromFile):
-    """mmdet3d's ``LoadPointsFromFile`` (same arguments) whose bad files are named (file, ``results['token']``,
-    LIDAR_TOP) and raised as :class:`BadSampleError` or skipped, by ``on_bad_sample`` ('raise' / 'skip')."""
-
-    sensor = 'LIDAR_TOP'
+class _CheckedReads:
+    """What both loaders add to mmdet3d's: the ``on_bad_sample`` policy and reads through :func:`read_points`."""
 
     def __init__(self, *args, on_bad_sample: str = 'raise', **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -41,6 +37,14 @@ class CLAPLoadPointsFromFile(LoadPointsFromFile):
 
     def _load_points(self, pts_filename: str) -> np.ndarray:
         return read_points(pts_filename, self.load_dim, self.backend_args)
+
+
+@TRANSFORMS.register_module()
+class CLAPLoadPointsFromFile(_CheckedReads, LoadPointsFromFile):
+    """mmdet3d's ``LoadPointsFromFile`` (same arguments) whose bad files are named (file, ``results['token']``,
+    LIDAR_TOP) and raised as :class:`BadSampleError` or skipped, by ``on_bad_sample`` ('raise' / 'skip')."""
+
+    sensor = 'LIDAR_TOP'
 
     def load_file(self, path: str, sample_token: Optional[str] = None, sensor: Optional[str] = None,
                   where: Optional[str] = None) -> Optional[BasePoints]:
@@ -68,19 +72,12 @@ class CLAPLoadPointsFromFile(LoadPointsFromFile):
 
 
 @TRANSFORMS.register_module()
-class CLAPLoadPointsFromMultiSweeps(LoadPointsFromMultiSweeps):
+class CLAPLoadPointsFromMultiSweeps(_CheckedReads, LoadPointsFromMultiSweeps):
     """mmdet3d's ``LoadPointsFromMultiSweeps`` (same arguments) whose bad sweep files are named (file, the
     sample token, the sweep's sample_data token, "LIDAR_TOP sweep") and raised as :class:`BadSampleError` or
     skipped, by ``on_bad_sample`` ('raise' / 'skip')."""
 
     sensor = 'LIDAR_TOP sweep'
-
-    def __init__(self, *args, on_bad_sample: str = 'raise', **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.on_bad_sample = check_on_bad_sample(on_bad_sample)
-
-    def _load_points(self, pts_filename: str) -> np.ndarray:
-        return read_points(pts_filename, self.load_dim, self.backend_args)
 
     def transform(self, results: dict) -> Optional[dict]:
         """Add the sweeps' points to ``results['points']``; None when a sweep is skipped as a bad sample."""

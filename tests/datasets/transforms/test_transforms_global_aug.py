@@ -9,15 +9,7 @@ from mmdet3d.structures.points import LiDARPoints
 
 import clap_plugin  # noqa: F401  (registers the transforms)
 from clap_plugin.datasets.transforms import CLAPBEVFlip3D, CLAPGlobalRotScaleTrans, CLAPImageAug3D
-
-
-def lidar2img_front():
-    lidar2cam = np.eye(4)
-    lidar2cam[:3, :3] = [[0, -1, 0], [0, 0, -1], [1, 0, 0]]
-    lidar2cam[:3, 3] = [0.0, -0.3, -0.8]
-    cam2img = np.eye(4)
-    cam2img[:3, :3] = [[1266.0, 0, 816.0], [0, 1266.0, 491.0], [0, 0, 1]]
-    return cam2img, lidar2cam, cam2img @ lidar2cam
+from tests.helpers.cameras import front_camera
 
 
 def make_results(seed=0):
@@ -29,7 +21,7 @@ def make_results(seed=0):
     ], axis=1).astype(np.float32)
     boxes = torch.tensor([[10.0, 2.0, -1.5, 4.0, 1.8, 1.6, 0.3, 1.5, -0.5],
                           [25.0, -6.0, -1.0, 0.6, 0.7, 1.7, -2.0, 0.2, 0.4]])
-    cam2img, lidar2cam, lidar2img = lidar2img_front()
+    cam2img, lidar2cam, lidar2img = front_camera()
     return dict(points=LiDARPoints(torch.from_numpy(pts), points_dim=5),
                 gt_bboxes_3d=LiDARInstance3DBoxes(boxes, box_dim=9),
                 gt_labels_3d=np.array([0, 8]),

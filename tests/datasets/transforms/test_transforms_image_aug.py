@@ -4,6 +4,7 @@ import pytest
 
 import clap_plugin  # noqa: F401  (registers the transforms)
 from clap_plugin.datasets.transforms import CLAPImageAug3D, image_aug_affine, warp_image
+from tests.helpers.cameras import front_camera
 
 H, W = 900, 1600
 GRAD = np.array([[0.05, 0.02], [0.03, -0.04], [-0.02, 0.06]])  # per channel d/du, d/dv
@@ -18,16 +19,6 @@ def ramp(u, v):
 def ramp_image():
     vs, us = np.mgrid[0:H, 0:W].astype(np.float64) + 0.5  # pixel centres
     return ramp(us, vs).astype(np.float32)
-
-
-def front_camera_lidar2img():
-    """nuScenes-like front camera: x forward, y left, z up -> x right, y down, z forward."""
-    lidar2cam = np.eye(4)
-    lidar2cam[:3, :3] = [[0, -1, 0], [0, 0, -1], [1, 0, 0]]
-    lidar2cam[:3, 3] = [0.0, -0.3, -0.8]
-    cam2img = np.eye(4)
-    cam2img[:3, :3] = [[1266.0, 0, 816.0], [0, 1266.0, 491.0], [0, 0, 1]]
-    return cam2img @ lidar2cam
 
 
 def project(lidar2img, pts):
@@ -75,7 +66,7 @@ def test_warp_equals_affine(flip, rotate):
 
 def test_point_projection_follows_image_augmentation():
     img = ramp_image()
-    lidar2img = front_camera_lidar2img()
+    lidar2img = front_camera()[2]
     rng = np.random.default_rng(0)
     pts = np.stack([rng.uniform(5, 40, 4000), rng.uniform(-15, 15, 4000),
                     rng.uniform(-1.5, 2.0, 4000)], axis=1)

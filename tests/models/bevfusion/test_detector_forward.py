@@ -92,13 +92,18 @@ def test_extract_bev_shapes_and_predict(tiny_model):
     assert torch.all((pred.labels_3d >= 0) & (pred.labels_3d < 10))
 
 
-def test_lidar_only_detector():
+def _single_modality_detector(drop, bev_channels):
+    """The tiny detector without the modules ``drop`` and the fuser, its BEV backbone reading ``bev_channels``."""
     cfg = _tiny_cfg()
-    for key in ('img_backbone', 'img_neck', 'view_transform'):
+    for key in drop:
         cfg.pop(key)
     cfg.fusion_layer = None
-    cfg.pts_backbone.in_channels = 128
-    model = _build(cfg)
+    cfg.pts_backbone.in_channels = bev_channels
+    return _build(cfg)
+
+
+def test_lidar_only_detector():
+    model = _single_modality_detector(('img_backbone', 'img_neck', 'view_transform'), 128)
     assert model.img_backbone is None and model.view_transform is None and not model.with_camera
     _, log_vars = _loss_and_grads(model, make_batch(IMAGE, num_points=3000, with_imgs=False, seed=2))
     assert _has_grad(model.pts_middle_encoder) and _has_grad(model.bbox_head)
@@ -111,12 +116,7 @@ def test_lidar_only_detector():
 
 
 def test_camera_only_detector():
-    cfg = _tiny_cfg()
-    for key in ('pts_voxel_encoder', 'pts_middle_encoder', 'voxelize_cfg'):
-        cfg.pop(key)
-    cfg.fusion_layer = None
-    cfg.pts_backbone.in_channels = 32
-    model = _build(cfg)
+    model = _single_modality_detector(('pts_voxel_encoder', 'pts_middle_encoder', 'voxelize_cfg'), 32)
     assert model.pts_middle_encoder is None and not model.with_lidar
     _loss_and_grads(model, make_batch(IMAGE, with_points=False, seed=4))
     assert _has_grad(model.img_backbone) and _has_grad(model.view_transform.depthnet)
