@@ -2,7 +2,6 @@
 differences and standard errors are known: contrasts paired by seed (or not), the verdict rules (supported,
 contradicted, unresolved, missing; "about equal" within a margin), the JSON's schema and values, and the files
 the report writes."""
-import importlib.util
 import json
 import math
 import os.path as osp
@@ -196,10 +195,7 @@ def test_markdown_has_the_ceiling_and_the_claims():
 
 
 def test_report_writes_the_json_beside_each_markdown(tmp_path):
-    spec = importlib.util.spec_from_file_location('le_tool', osp.join(ROOT, 'tools', 'benchmarks',
-                                                                      'label_efficiency.py'))
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    from clap_plugin.benchmarks.label_efficiency import cli as tool
     paths = RunPaths(str(tmp_path / 'run'))
     for rid, r in fake_records().items():
         write_json_atomic(paths.record(rid), r)

@@ -1,7 +1,6 @@
 """The paper preset of the label-efficiency benchmark: its plan (arms, fractions, full-size configs, dist_train
 commands with the GPU count), its refusals (no --data-root, no teacher, several workers), its ladder in epochs, and
 ``--dry-run`` (prints every job with its commands and builds every config, writing nothing)."""
-import importlib.util
 import json
 import os
 import os.path as osp
@@ -35,10 +34,9 @@ ENCODERS = dict(unipad='unipad', joint_uniform='joint_uniform', joint_curvature=
 
 
 def load_tool():
-    spec = importlib.util.spec_from_file_location('label_efficiency_tool', TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """The tool's logic (``tools/benchmarks/label_efficiency.py`` is its thin entry point)."""
+    from clap_plugin.benchmarks.label_efficiency import cli
+    return cli
 
 
 def opts_of(cmd):
