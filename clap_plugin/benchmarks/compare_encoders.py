@@ -19,15 +19,18 @@ from typing import List, Optional, Tuple
 
 from clap_plugin.benchmarks.label_efficiency.arms import FINETUNE_CONFIG
 from clap_plugin.benchmarks.label_efficiency.report import mean_std
+from clap_plugin.benchmarks.label_efficiency.stats import noise_verdict
 
 
 @dataclass
 class ArmResult:
-    """The probe of one encoder export: mAP and NDS as (mean, std) over the seeds, labelled samples."""
+    """The probe of one encoder export: mAP and NDS as (mean, std) over the seeds, labelled samples, and the
+    mAP of every seed (in the order of ``--seeds``)."""
     name: str
     map: Tuple[float, float]
     nds: Tuple[float, float]
     num_labelled: int
+    seed_maps: Tuple[float, ...] = ()
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -68,7 +71,7 @@ def probe_arm(args: argparse.Namespace, name: str, path: Optional[str], root: st
           f'{probe.scale.channel_std:.3g}, mean |f| {probe.scale.abs_mean:.3g}; ' + ', '.join(
               f'seed {s}: mAP {r["mAP"]:.4f} NDS {r["NDS"]:.4f}' for s, r in zip(args.seeds, runs)), flush=True)
     return ArmResult(name, mean_std([r['mAP'] for r in runs]), mean_std([r['NDS'] for r in runs]),
-                     runs[0]['num_labelled'])
+                     runs[0]['num_labelled'], tuple(r['mAP'] for r in runs))
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -85,4 +88,6 @@ def main(argv: Optional[List[str]] = None) -> int:
           f'head iterations, {norm}, val split of {root}')
     for r in rows:
         print(f'  {r.name:12s} mAP {r.map[0]:.4f} ± {r.map[1]:.4f}   NDS {r.nds[0]:.4f} ± {r.nds[1]:.4f}')
+    for r in rows[1:]:  # each arm against the first, paired by seed
+        print(f'  {r.name} - {rows[0].name}: {noise_verdict(list(r.seed_maps), list(rows[0].seed_maps))}')
     return 0
