@@ -158,3 +158,14 @@ def test_iteration_cost_compares_variants_side_by_side(synthetic_nus):
     assert costs[1].speedup == pytest.approx(costs[0].iteration / costs[1].iteration)
     assert all(c.iteration > 0 and set(c.forward) == set(MODULES) for c in costs)
     assert len(to_markdown(costs)) == 4
+
+
+def test_configs_written_by_two_jobs_at_once_do_not_collide(tmp_path):
+    """The ceiling and the ladder start together and both write the run's fine-tune config."""
+    from concurrent.futures import ThreadPoolExecutor
+    setting, paths = Setting(variant='cpu-bench', ema_momentum=0.01), RunPaths(str(tmp_path))
+    with ThreadPoolExecutor(4) as pool:
+        written = list(pool.map(lambda _: runners.write_finetune_config(setting, paths), range(8)))
+    assert set(written) == {osp.join(str(tmp_path), 'configs', 'finetune.py')}
+    assert Config.fromfile(written[0]).model.view_transform.image_size == [64, 192]
+    assert sorted(p.name for p in (tmp_path / 'configs').iterdir()) == ['finetune.py']  # no temporary left

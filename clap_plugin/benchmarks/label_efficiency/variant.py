@@ -131,12 +131,20 @@ def write_variant_config(source: str, variant: ModelVariant, out: str,
     the result to ``out`` (atomically). Returns ``out``."""
     import os
     import os.path as osp
+    import tempfile
     cfg = Config.fromfile(source)
     if options:
         cfg.merge_from_dict(dict(options))
     cfg = apply_variant(cfg, variant)
-    os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
-    tmp = out[:-3] + '.tmp.py' if out.endswith('.py') else out + '.tmp.py'
-    cfg.dump(tmp)
-    os.replace(tmp, out)
+    folder = osp.dirname(osp.abspath(out))
+    os.makedirs(folder, exist_ok=True)
+    # a temporary name of this writer's own: two jobs starting together may write the same config
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix='.' + osp.basename(out) + '.', suffix='.tmp.py')
+    os.close(fd)
+    try:
+        cfg.dump(tmp)
+        os.replace(tmp, out)
+    finally:
+        if osp.exists(tmp):
+            os.remove(tmp)
     return out
