@@ -119,3 +119,12 @@ def test_probe_head_wraps_the_head_and_feature_scale_matches_a_direct_computatio
     stds = [x[:, c].flatten().std().item() for c in range(16)]
     assert scale.channel_std == pytest.approx(sum(stds) / 16, rel=1e-6)
     assert scale.abs_mean == pytest.approx(x.abs().mean().item(), rel=1e-6)
+
+
+def test_side_by_side_probe_says_whether_each_difference_is_within_noise(synthetic_nus, capsys):
+    from clap_plugin.benchmarks.compare_encoders import main
+    assert main(['--data-root', synthetic_nus, '--arm', 'scratch=', '--arm', 'again=', '--iters', '2',
+                 '--seeds', '0', '1']) == 0
+    out = capsys.readouterr().out
+    # the same random encoders and seeds twice: a zero difference, within noise
+    assert 'again - scratch: mAP difference +0.0000' in out and 'within noise' in out
