@@ -138,7 +138,7 @@ def prototype_and_curvature_figures(model, data: dict, boxes: Sequence[Tensor], 
                                     rng_seed: int = 0) -> None:
     """One batch under training conditions (masking): prototype figures and curvature enrichment on boxes.
 
-    ``estimators`` maps a name to CurvatureSampler overrides (``estimator``, ``fd_step``, ...); for each the
+    ``estimators`` maps a name to CurvatureRaySelector overrides (``estimator``, ``fd_step``, ...); for each the
     (weight share in boxes, point share in boxes) pair of every sample is appended to ``enrichment[name]``.
     """
     from clap_plugin.models.pretrain.masking import mask_image_patches, mask_lidar_blocks

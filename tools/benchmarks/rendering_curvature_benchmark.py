@@ -28,7 +28,8 @@ import torch.nn.functional as F
 from mmdet3d.registry import MODELS
 
 import clap_plugin  # noqa: F401
-from clap_plugin.models.ray_selection import CurvatureSampler
+from clap_plugin.models.ray_selection import CurvatureRaySelector
+from clap_plugin.models.rendering import RayBatch
 
 
 def _status_kib(key: str) -> int:
@@ -71,16 +72,15 @@ def _sync(device):
         torch.cuda.synchronize()
 
 
-def make_rays(n: int, gen: torch.Generator, device: torch.device) -> dict:
+def make_rays(n: int, gen: torch.Generator, device: torch.device) -> RayBatch:
     """LiDAR-like rays from near the origin, mostly horizontal, with range and colour targets."""
     d = torch.randn(n, 3, generator=gen)
     d[:, 2] = d[:, 2] * 0.1 - 0.05
     d = F.normalize(d, dim=-1)
     o = torch.zeros(n, 3)
     o[:, 2] = 1.8
-    return dict(origins=o.to(device), directions=d.to(device),
-                range=(5.0 + 40.0 * torch.rand(n, generator=gen)).to(device),
-                rgb=torch.rand(n, 3, generator=gen).to(device))
+    return RayBatch.create(o.to(device), d.to(device), range=(5.0 + 40.0 * torch.rand(n, generator=gen)).to(device),
+                           rgb=torch.rand(n, 3, generator=gen).to(device))
 
 
 def render_step(head, volume, rays, device, kept: Optional[dict] = None) -> float:
@@ -179,14 +179,14 @@ def main() -> None:
     gen, volume, head = _setup(device, args.chunk)
     render_step(head, volume, make_rays(256, gen, device), device)  # warm-up
     pts = make_rays(args.candidates, gen, device)
-    pts = pts['origins'] + pts['directions'] * pts['range'][:, None]
+    pts = pts.origins + pts.directions * pts.range[:, None]
     field = head.bind(volume.detach()[0])
     step_rays = make_rays(8192 + 6144, gen, device)
     render_s, curv = [], {'exact': [], 'finite_difference': []}
     for _ in range(args.repeats):
         render_s.append(render_step(head, volume, step_rays, device))
         for est in curv:
-            sampler = CurvatureSampler(estimator=est, warmup_epochs=0)
+            sampler = CurvatureRaySelector(estimator=est, warmup_epochs=0)
             _sync(device)
             t = time.perf_counter()
             w = sampler.point_weights(pts, field.sdf, epoch=0)

@@ -51,7 +51,8 @@ def test_unipad_camera_half_casts_rays_through_projected_points(tiny_batch):
     cfg, item = tiny_batch
     m = copy.deepcopy(cfg.model)
     m.update(pts_voxel_encoder=None, pts_middle_encoder=None, fusion_layer=None, render_lidar=False,
-             pixels_through_points=True, prototype_loss=None, gram_regularizer=None)
+             prototype_loss=None, gram_regularizer=None)
+    m.ray_selector.pixel_policy = 'through_points'
     m.pts_backbone.in_channels = 32
     model, losses, data = _loss(m, item)
     assert {'loss_range', 'loss_rgb'} <= set(losses) and 'loss_swap' not in losses
