@@ -26,7 +26,7 @@ def test_table3_configs_hold_their_settings():
     cam = Config.fromfile(osp.join(ABL, 'unipad_camera_pretrain_nus.py')).model
     assert full.prototype_loss.num_prototypes == 512 and full.ray_selector.warmup_epochs == 4
     assert full.ray_selector.num_lidar_rays == 8192 and full.ray_selector.num_pixels_per_camera == 1024
-    assert uni.prototype_loss is None and uni.ray_selector.warmup_epochs > 10**6
+    assert uni.prototype_loss is None and uni.ray_selector.weighting == 'uniform'  # uniform in every epoch
     assert curv.prototype_loss is None and curv.ray_selector.warmup_epochs == 4
     assert lid.img_backbone is None and not lid.render_camera and lid.lidar_mask_ratio == 0.8
     assert cam.pts_middle_encoder is None and not cam.render_lidar and cam.ray_selector.pixel_policy == 'through_points'
