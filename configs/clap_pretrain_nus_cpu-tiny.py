@@ -3,53 +3,22 @@
 # budgets (512 LiDAR + 6 x 48 camera rays, 24 + 8 samples), 64 prototypes of 32 and a 1-epoch warm-up.
 # The swap and EM temperatures are SwAV's 0.1 rather than the paper's 1.0: on cosine scores tau = 1 leaves
 # the swap cross-entropy about one nat of range, too weak a signal for runs of a few hundred iterations.
-_base_ = ['./_base_/pretrain/nus-3d_pretrain_cpu-tiny.py']
-point_cloud_range = {{_base_.point_cloud_range}}
-
+_base_ = ['./_base_/pretrain/nus-3d_pretrain_cpu-tiny.py', './_base_/pretrain/clap_model.py']
 model = dict(
-    type='CLAPPretrainer',
-    data_preprocessor=dict(type='CLAPPretrainDataPreprocessor'),  # also keeps the raw images (RGB targets)
-    bbox_head=None,
-    lidar_mask_ratio=0.9,
-    camera_mask_ratio=0.9,
+    _base_.clap_model,
     mask_block_size=[1.2, 1.2],  # one BEV cell: 8 x 8 voxels of 0.15 m
     image_patch_size=16,
     proto_max_cells=256,
-    keyframe_dim=4,
-    volume_lifter=dict(type='CLAPBEVVolumeLifter', in_channels=256, volume_channels=16, num_z=5, num_conv3d=1),
-    rendering_head=dict(
-        type='CLAPRenderingHead',
-        in_channels=16,
-        point_cloud_range=point_cloud_range,
-        num_stratified=24,
-        num_importance=8,
-        up_sample_steps=2,
-        ray_chunk_size=1024),
-    ray_selector=dict(
-        type='CurvatureRaySelector',
-        num_lidar_rays=512,
-        num_pixels_per_camera=48,
-        warmup_epochs=1,
-        estimator='finite_difference',
-        num_candidates=1024,
-        gaussian_kernel_size=5),
-    prototype_loss=dict(
-        type='SwappedPrototypeLoss',
-        lidar_channels=128,
-        camera_channels=32,
-        embed_dim=32,
-        hidden_channels=64,
-        num_prototypes=64,
-        temperature=0.1,
-        em_temperature=0.1,
-        sinkhorn_epsilon=0.05,
-        sinkhorn_iterations=3),
-    gram_regularizer=dict(type='GramRegularizer', loss_weight=0.1))
+    volume_lifter=dict(_base_.clap_model.volume_lifter, in_channels=256, volume_channels=16, num_conv3d=1),
+    rendering_head=dict(_base_.clap_model.rendering_head, in_channels=16, num_stratified=24, num_importance=8,
+                        up_sample_steps=2, ray_chunk_size=1024),
+    ray_selector=dict(_base_.clap_model.ray_selector, num_lidar_rays=512, num_pixels_per_camera=48,
+                      warmup_epochs=1, num_candidates=1024, gaussian_kernel_size=5),
+    prototype_loss=dict(_base_.clap_model.prototype_loss, lidar_channels=128, camera_channels=32, embed_dim=32,
+                        hidden_channels=64, num_prototypes=64, temperature=0.1, em_temperature=0.1))
 
 # the shared tiny base schedules 4 epochs of AdamW at 5e-4; CLAP's rendering field trains at 2e-4
-optim_wrapper = dict(
-    optimizer=dict(lr=2e-4),
-    paramwise_cfg=dict(custom_keys={'prototypes': dict(decay_mult=0.0), 'sharpness_v': dict(decay_mult=0.0)}))
+optim_wrapper = dict(optimizer=dict(lr=2e-4), paramwise_cfg=_base_.clap_paramwise_cfg)
 param_scheduler = [
     dict(type='CosineAnnealingLR', T_max={{_base_.max_epochs}}, eta_min=2e-6, by_epoch=True, begin=0,
          end={{_base_.max_epochs}}, convert_to_iter_based=True)

@@ -17,7 +17,7 @@ def test_components_build_from_config_with_spec_defaults():
     assert head.field.sdf[0].out_features == 16 and len(head.field.sdf) == 6 and len(head.field.rgb) == 3
     assert head.field.act.beta == 100
 
-    sampler = TASK_UTILS.build(dict(type='CurvatureSampler'))  # the older registered name of CurvatureRaySelector
+    sampler = TASK_UTILS.build(dict(type='CurvatureRaySelector'))
     assert type(sampler).__name__ == 'CurvatureRaySelector' and sampler.pixel_policy == 'weight_maps'
     assert (sampler.num_lidar_rays, sampler.num_pixels_per_camera, sampler.warmup_epochs) == (8192, 1024, 4)
 

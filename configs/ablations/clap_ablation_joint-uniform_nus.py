@@ -4,5 +4,5 @@ _base_ = ['../clap_pretrain_nus.py']
 model = dict(
     prototype_loss=None,
     gram_regularizer=None,
-    ray_selector=dict(warmup_epochs=10**9))  # uniform for every epoch
+    ray_selector=dict(weighting='uniform'))  # uniform draws in every epoch
 custom_hooks = [dict(type='CLAPVisualizationHook', interval=500, camera=0, stride=8)]

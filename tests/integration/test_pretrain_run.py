@@ -33,7 +33,8 @@ class _CaptureTrainingState(Hook):
             params={k: v.detach().clone() for k, v in model.state_dict().items()},
             optim=copy.deepcopy(opt['state']), em=copy.deepcopy(em.state_dict()),
             epoch=MessageHub.get_current_instance().get_info('epoch'),
-            warmup=model.ray_selector.in_warmup(), iter=runner.iter)
+            warmup=model.ray_selector.in_warmup(MessageHub.get_current_instance().get_info('epoch', 0)),
+            iter=runner.iter)
 
     def before_train(self, runner):
         self._capture(runner, 'start')

@@ -1,7 +1,7 @@
 """Every config states one point-cloud range: the model's (``point_cloud_range``), the data pipelines'
-(``data_point_cloud_range`` / ``pretrain_point_cloud_range``: mmengine refuses one key set by two bases, hence
-the names) and every nested ``point_cloud_range`` / ``pc_range`` (voxeliser, range filters, rendering head,
-TransFusion head and coder) agree."""
+(``data_point_cloud_range`` of configs/_base_/datasets/nus-3d_sensors.py: mmengine refuses one key set by two
+bases, hence the name) and every nested ``point_cloud_range`` / ``pc_range`` (voxeliser, range filters, rendering
+head, TransFusion head and coder) agree."""
 import glob
 import os.path as osp
 
@@ -12,7 +12,7 @@ REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIGS = sorted(p for p in glob.glob(osp.join(REPO, 'configs', '**', '*.py'), recursive=True) +
                  glob.glob(osp.join(REPO, 'projects', '*', 'configs', '**', '*.py'), recursive=True)
                  if '_base_' not in osp.relpath(p, REPO).split(osp.sep))
-RANGE_KEYS = ('point_cloud_range', 'data_point_cloud_range', 'pretrain_point_cloud_range')
+RANGE_KEYS = ('point_cloud_range', 'data_point_cloud_range')
 
 
 def _ranges(node, where, out):

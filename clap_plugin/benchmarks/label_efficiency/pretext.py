@@ -17,9 +17,7 @@ from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
 from mmengine.runner import load_checkpoint
 
-from clap_plugin.models.geometry.projection import pixel_projection
-from clap_plugin.models.pretrain.ray_builder import camera_rays, gather_pixels, lidar_rays, sparse_depth
-from clap_plugin.models.rendering import RayBatch
+from clap_plugin.models.rendering.ray_generation import camera_rays, lidar_rays, sensor_view
 
 
 def range_errors(pred: torch.Tensor, target: torch.Tensor) -> Dict[str, float]:
@@ -50,24 +48,22 @@ def sample_figures(model, data: dict, max_rays: int = 2048, seed: int = 0) -> Di
         out.update({f'lidar_{k}': v for k, v in range_errors(rendered['range'], rays.range).items()})
     if model.render_camera and imgs is not None:
         cams = model.camera_matrices(metas, imgs.shape[1], imgs)
-        proj = pixel_projection(cams['lidar2img'][0].float(), cams['img_aug_matrix'][0].float(),
-                                cams['lidar_aug_matrix'][0].float())
-        h, w = imgs.shape[-2:]
-        depth = sparse_depth(kf, proj, (h, w))  # (N_cam, H, W)
-        cam, row, col = torch.nonzero(torch.isfinite(depth), as_tuple=True)
+        raw = inputs['raw_imgs'][0].float()  # (N_cam, 3, H, W) in [0, 1], see CLAPPretrainDataPreprocessor
+        view = sensor_view(kf, cams['lidar_aug_matrix'][0].float(), cams['lidar2img'][0].float(),
+                           cams['img_aug_matrix'][0].float(), raw, with_depth=True)
+        cam, row, col = torch.nonzero(torch.isfinite(view.depth), as_tuple=True)
         pick = torch.randperm(cam.numel(), generator=gen)[:max_rays]
         cam, row, col = cam[pick], row[pick], col[pick]
-        raw = inputs['raw_imgs'][0].float()  # (N_cam, 3, H, W) in [0, 1], see CLAPPretrainDataPreprocessor
         rgb_true, rng_true, rgb_pred, rng_pred = [], [], [], []
         for c in cam.unique():
             sel = cam == c
             pixels = torch.stack([col[sel].float() + 0.5, row[sel].float() + 0.5], -1)[None]  # (1, R, 2)
-            cr = camera_rays(proj[c:c + 1], pixels)
-            rendered = model.rendering_head.render(volume, RayBatch.create(cr['origins'][0], cr['directions'][0]))
+            rays = camera_rays(view.proj[c:c + 1], pixels, raw[c:c + 1], view.depth[c:c + 1])
+            rendered = model.rendering_head.render(volume, rays)
             rgb_pred.append(rendered['rgb'])
             rng_pred.append(rendered['range'])
-            rgb_true.append(gather_pixels(raw[c:c + 1], pixels)[0])
-            rng_true.append(depth[c, row[sel], col[sel]] * cr['range_per_depth'][0])
+            rgb_true.append(rays.rgb)
+            rng_true.append(rays.range)
         out.update({f'camera_{k}': v for k, v in range_errors(torch.cat(rng_pred), torch.cat(rng_true)).items()})
         out['rgb_l1'] = float((torch.cat(rgb_pred) - torch.cat(rgb_true)).abs().mean())
     return out

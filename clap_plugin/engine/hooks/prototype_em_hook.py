@@ -5,10 +5,12 @@ certainty, L_EM); together with the swapped prediction and the Gram regulariser 
 their gradients, i.e. by the optimizer, and by nothing else. An alternating soft k-means M-step on top of
 that (an earlier design of this hook) fights the optimizer for the same parameter, makes the Gram term inert,
 and collapses the prototypes whenever the embeddings share a mean component: every soft-weighted mean is then
-close to the global mean. So this hook never moves the prototypes towards the embeddings. It only
+close to the global mean. So this hook never moves the prototypes towards the embeddings. It talks to the
+loss module through the :class:`PrototypeState` that the model exposes (``prototype_state``), and only
 
-* freezes them for the first ``freeze_iters`` iterations (SwAV's trick) by telling the loss module to detach
-  them: their gradient is dropped, so neither the weights nor the optimizer state (moments, step) change;
+* freezes them for the first ``freeze_iters`` iterations (SwAV's trick) by setting ``PrototypeState.frozen``,
+  which makes the losses detach them: their gradient is dropped, so neither the weights nor the optimizer
+  state (moments, step) change;
 * re-normalises them onto the unit sphere after every optimizer step;
 * every ``interval`` iterations, re-seeds the prototypes that no cell of either modality picked as its
   argmax (hard counts, summed over ranks) on random embeddings of the current iteration, and clears their
@@ -29,6 +31,7 @@ from mmengine.model import is_model_wrapper
 from torch import Tensor, nn
 
 from clap_plugin.models.prototypes.gram_regularizer import gram_off_diagonal_mean
+from clap_plugin.models.prototypes.prototype_state import PrototypeState
 
 CHECKPOINT_KEY = 'prototype_em_hook'
 
@@ -38,8 +41,8 @@ class PrototypeEMHook(Hook):
     """Freezing, normalisation, dead-prototype re-seeding, rank checks and logging of the prototypes.
 
     Args:
-        module_name: dotted name of the module owning ``prototypes``, ``last_embeddings`` and
-            ``last_assignments`` inside the (unwrapped) model; default: the first module that has them.
+        module_name: dotted name of the module exposing the :class:`PrototypeState` (``prototype_state``)
+            inside the (unwrapped) model; default: the first module that exposes one.
         interval: iterations over which hard counts are accumulated before re-seeding.
         freeze_iters: iterations during which the prototypes get no gradient.
         dead_threshold: a prototype whose hard count over the interval is at most this share of the uniform
@@ -73,20 +76,22 @@ class PrototypeEMHook(Hook):
         self.num_reseeded = 0
 
     # ------------------------------------------------------------------ model access
-    def prototype_module(self, model: nn.Module) -> nn.Module:
-        """The module holding ``prototypes`` (and ``last_embeddings``)."""
+    def prototype_state(self, model: nn.Module) -> PrototypeState:
+        """The :class:`PrototypeState` that the (possibly wrapped) model exposes as ``prototype_state``."""
         if is_model_wrapper(model):
             model = model.module
         if self.module_name is not None:
-            mod = model.get_submodule(self.module_name)
-            if not isinstance(getattr(mod, 'prototypes', None), Tensor):
-                raise AttributeError(f'module_name={self.module_name!r} has no "prototypes" tensor')
-            return mod
+            state = getattr(model.get_submodule(self.module_name), 'prototype_state', None)
+            if not isinstance(state, PrototypeState):
+                raise AttributeError(f'module_name={self.module_name!r} exposes no PrototypeState as '
+                                     '"prototype_state"')
+            return state
         for mod in model.modules():
-            if isinstance(getattr(mod, 'prototypes', None), Tensor) and hasattr(mod, 'last_embeddings'):
-                return mod
-        raise AttributeError('no module with "prototypes" and "last_embeddings" found in the model; '
-                             'set module_name')
+            state = getattr(mod, 'prototype_state', None)
+            if isinstance(state, PrototypeState):
+                return state
+        raise AttributeError('no module of the model exposes a PrototypeState as "prototype_state"; set '
+                             'module_name')
 
     # ------------------------------------------------------------------ pieces
     def count(self, assignments: Dict[str, Tensor], num_prototypes: int) -> None:
@@ -139,23 +144,23 @@ class PrototypeEMHook(Hook):
 
     # ------------------------------------------------------------------ hook points
     def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:
-        self.prototype_module(runner.model).freeze_prototypes = runner.iter < self.freeze_iters
+        self.prototype_state(runner.model).frozen = runner.iter < self.freeze_iters
 
     def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
-        mod = self.prototype_module(runner.model)
-        protos = mod.prototypes
-        if not getattr(mod, 'freeze_prototypes', False):  # frozen: nothing moved them, leave them bit-exact
+        state = self.prototype_state(runner.model)
+        protos = state.prototypes
+        if not state.frozen:  # frozen: nothing moved them, leave them bit-exact
             with torch.no_grad():
                 protos.data.copy_(F.normalize(protos.data, dim=-1))
-        self.count(getattr(mod, 'last_assignments', {}), protos.shape[0])
+        self.count(state.assignments, protos.shape[0])
         if (runner.iter + 1) % self.interval != 0 or runner.iter + 1 <= self.freeze_iters:
             if self.check_ranks:
                 self._check_identical(protos.data)
             return
         counts = self.counts if self.counts is not None else torch.zeros(protos.shape[0], dtype=torch.long)
         all_reduce(counts)  # summed over the ranks (mmengine moves it to the backend's device and back)
-        emb = torch.cat([e for e in getattr(mod, 'last_embeddings', {}).values() if isinstance(e, Tensor)]) \
-            if getattr(mod, 'last_embeddings', None) else protos.new_zeros(0, protos.shape[1])
+        emb = torch.cat(list(state.embeddings.values())) if state.embeddings \
+            else protos.new_zeros(0, protos.shape[1])
         optimizer = getattr(getattr(runner, 'optim_wrapper', None), 'optimizer', None)
         n_dead = self.reseed(protos, emb, counts, optimizer)
         self.num_updates += 1

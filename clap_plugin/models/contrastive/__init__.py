@@ -2,8 +2,6 @@
 (:mod:`.info_nce`), point-pixel pairs (:mod:`.pairs`), the features at their ends (:mod:`.point_features`), the
 pair-based pre-trainer base (:mod:`.pair_pretrainer`) and the frozen 2D teacher (:mod:`.teacher`). Keyframe
 selection and the projection are in :mod:`clap_plugin.models.geometry`."""
-from clap_plugin.models.geometry.keyframe import keyframe_points
-
 from .info_nce import contrastive_accuracy, info_nce
 from .pair_pretrainer import PairwisePretrainerMixin
 from .pairs import bev_cell_index, one_per_group, point_pixel_pairs, subsample
@@ -11,5 +9,5 @@ from .point_features import UpsamplingProjection, sample_bev_at_points, sample_p
 from .teacher import TeacherError, build_frozen_teacher, teacher_summary
 
 __all__ = ['PairwisePretrainerMixin', 'UpsamplingProjection', 'bev_cell_index', 'contrastive_accuracy', 'info_nce',
-           'keyframe_points', 'one_per_group', 'point_pixel_pairs', 'sample_bev_at_points', 'sample_pixel_features',
+           'one_per_group', 'point_pixel_pairs', 'sample_bev_at_points', 'sample_pixel_features',
            'subsample', 'TeacherError', 'build_frozen_teacher', 'teacher_summary']

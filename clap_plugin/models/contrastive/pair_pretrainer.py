@@ -1,8 +1,9 @@
-"""The base of the point-pixel pre-trainers (projects/PPKT, SimIPU, CMCR): a BEVFusion model's point-pixel
-pairs for a batch and the BEV features at their points."""
+"""The shared part of the point-pixel pre-trainers (projects/PPKT, SimIPU, CMCR): a BEVFusion model's point-pixel
+pairs for a batch, the BEV features at their points and the frozen 2D teacher of the distillation baselines."""
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
+from mmengine.logging import print_log
 from torch import Tensor
 
 from clap_plugin.models.geometry.keyframe import keyframe_points
@@ -10,16 +11,44 @@ from clap_plugin.models.geometry.projection import pixel_projection
 
 from .pairs import point_pixel_pairs
 from .point_features import sample_bev_at_points
+from .teacher import build_frozen_teacher, teacher_summary
 
 
 class PairwisePretrainerMixin:
-    """Helpers shared by the point-pixel baselines (they need both branches' configs and a LiDAR range)."""
+    """Helpers shared by the point-pixel baselines, mixed into a :class:`BEVFusionPretrainer` (they need both
+    branches and its point-cloud range). A distillation baseline calls :meth:`build_teacher` in its constructor;
+    the mixin then loads the teacher at :meth:`init_weights` and keeps it in eval mode."""
 
-    @staticmethod
-    def check_label_free(name: str, kwargs: dict) -> None:
-        """Refuse a detection head: the pre-trainer ``name`` learns without labels."""
-        if kwargs.get('bbox_head') is not None:
-            raise ValueError(f'{name} is label-free: bbox_head must be None')
+    def build_teacher(self, method: str, img_backbone: dict, teacher: Optional[dict], teacher_checkpoint: Optional[str],
+                      random_teacher_ablation: bool, teacher_level: int) -> None:
+        """Build the frozen 2D teacher of ``method`` (see :func:`build_frozen_teacher`) as ``self.teacher``."""
+        self.teacher, self.teacher_mode = build_frozen_teacher(method, img_backbone, teacher, teacher_checkpoint,
+                                                               random_teacher_ablation)
+        self.teacher_method = method
+        self.teacher_checkpoint = teacher_checkpoint
+        self.teacher_level = int(teacher_level)
+
+    def init_weights(self) -> None:
+        super().init_weights()  # loads a checkpoint teacher through its Pretrained init_cfg
+        if getattr(self, 'teacher', None) is None:
+            return
+        if self.teacher_mode == 'random_ablation':
+            self.teacher.load_state_dict(self.img_backbone.state_dict())
+        print_log(teacher_summary(self.teacher_method, self.teacher_mode, self.teacher_checkpoint), logger='current')
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if getattr(self, 'teacher', None) is not None:
+            self.teacher.eval()  # frozen: no dropout / drop-path / BN statistics updates
+        return self
+
+    @torch.no_grad()
+    def teacher_features(self, images: Tensor) -> Tensor:
+        """(N, 3, H, W) images -> (N, C_t, h, w) frozen teacher features of level ``teacher_level``."""
+        x = self.teacher(images)
+        if isinstance(x, (list, tuple)):
+            x = x[self.teacher_level]
+        return x.float()
 
     @staticmethod
     def batch_inputs(batch_inputs_dict: dict, batch_data_samples: Sequence,
@@ -32,12 +61,6 @@ class PairwisePretrainerMixin:
         if imgs is None:
             raise KeyError(f"{method}: batch inputs lack 'imgs'")
         return metas, points, imgs
-
-    @property
-    def point_cloud_range(self) -> List[float]:
-        if self.pts_voxel_layer is None:
-            raise RuntimeError(f'{type(self).__name__} needs the LiDAR branch')
-        return self.pts_voxel_layer.point_cloud_range
 
     def gather_pairs(self, points: Sequence[Tensor], cams: Dict[str, Tensor], num_cams: int,
                      img_shape: Sequence[int], keyframe_dim: Optional[int]) -> Dict[str, Tensor]:

@@ -1,11 +1,15 @@
-"""What the pre-trainer shows of one training step: a typed record for the visualisation hook.
+"""What the pre-trainer shows of one training step: typed records between the model and the visualisation hook.
 
-Everything is detached and on the CPU; the hook only schedules and writes (``clap_plugin.visualization``).
+The hook asks with a :class:`VisualsRequest`; the next training step keeps a :class:`StepRecord`; the model turns
+it into a :class:`PretrainVisuals` (detached, on the CPU). The hook only schedules and writes
+(``clap_plugin.visualization``).
 """
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
 from torch import Tensor
+
+from ..rendering.ray_generation import SensorView
 
 
 @dataclass
@@ -64,3 +68,28 @@ class PretrainVisuals:
     point_inds: Tensor
     camera: Optional[CameraVisuals] = None
     prototypes: Optional[PrototypeVisuals] = None
+
+
+@dataclass
+class VisualsRequest:
+    """Which preview the visualisation hook asked for: camera ``camera`` on a grid of ``stride`` pixels."""
+    camera: int
+    stride: int
+
+
+@dataclass
+class StepRecord:
+    """What a training step with a pending :class:`VisualsRequest` keeps of its first sample.
+
+    Attributes:
+        volume: (C_r, Z, Y, X) detached feature volume.
+        view: the sample's sensors and ray selection.
+        image: (N_cam, 3, H, W) raw images in [0, 1], or None without cameras.
+        proto_cells: (2, M) BEV cells (ix, iy) that entered the prototype losses, or None without them.
+        proto_grid: (X, Y) of the BEV grid of ``proto_cells``.
+    """
+    volume: Tensor
+    view: SensorView
+    image: Optional[Tensor] = None
+    proto_cells: Optional[Tensor] = None
+    proto_grid: Optional[Sequence[int]] = None

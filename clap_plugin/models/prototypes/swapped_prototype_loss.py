@@ -8,8 +8,10 @@ L_EM = -mean sum softmax(S / tau_em) log softmax(S / tau_em) over both modalitie
 paper's M-step, a loss; its E-step is the softmax).
 
 The prototypes are learned by the gradients of L_swap, L_EM and the Gram term alone (one owner); the EM hook
-only re-normalises them, freezes them (``freeze_prototypes``: their gradient is dropped) and re-seeds dead
-ones. Temperature: on cosine scores in [-1, 1] a temperature of 1 (the paper's value) lets each direction's
+only re-normalises them, freezes them (``PrototypeState.frozen``: their gradient is dropped) and re-seeds dead
+ones; it talks to this module through :attr:`SwappedPrototypeLoss.prototype_state` alone.
+
+Temperature: on cosine scores in [-1, 1] a temperature of 1 (the paper's value) lets each direction's
 cross-entropy move only between about ln N_K - 1 and ln N_K nats, so the swap gradient is weak; SwAV's 0.1
 gives the term its full range. Both are config values.
 
@@ -29,6 +31,7 @@ from mmengine.model import BaseModule
 from torch import Tensor, nn
 
 from .gram_regularizer import gram_off_diagonal_mean
+from .prototype_state import PrototypeState
 from .sinkhorn import sinkhorn_knopp
 
 
@@ -153,13 +156,17 @@ class SwappedPrototypeLoss(BaseModule):
         self.sinkhorn_iterations = int(sinkhorn_iterations)
         self.loss_swap_weight = float(loss_swap_weight)
         self.loss_em_weight = float(loss_em_weight)
-        self.last_embeddings: Dict[str, Tensor] = {}
-        self.last_assignments: Dict[str, Tensor] = {}
-        self.freeze_prototypes = False  # set by the EM hook: the prototypes then get no gradient
+        self._prototype_state = PrototypeState(self.prototypes)
+
+    @property
+    def prototype_state(self) -> PrototypeState:
+        """The state shared with the EM hook (its ``prototypes`` is this module's parameter)."""
+        self._prototype_state.prototypes = self.prototypes  # the same parameter, also after a module swap
+        return self._prototype_state
 
     def prototype_matrix(self) -> Tensor:
         """(N_K, d_K) prototypes as the losses see them: detached while frozen."""
-        return self.prototypes.detach() if self.freeze_prototypes else self.prototypes
+        return self.prototypes.detach() if self._prototype_state.frozen else self.prototypes
 
     def embed(self, lidar_feats: Tensor, camera_feats: Tensor) -> Dict[str, Tensor]:
         """(M, C_L), (M, C_I) paired cell features -> unit embeddings ``lidar``, ``camera`` (M, d_K)."""
@@ -177,9 +184,9 @@ class SwappedPrototypeLoss(BaseModule):
             camera_feats: (M, C_I) camera BEV features of the same cells.
         """
         emb = self.embed(lidar_feats, camera_feats)
-        self.last_embeddings = {k: v.detach() for k, v in emb.items()}
+        self._prototype_state.embeddings = {k: v.detach() for k, v in emb.items()}
         terms = prototype_terms(emb['lidar'], emb['camera'], self.prototype_matrix(), self.temperature,
                                 self.em_temperature, self.sinkhorn_epsilon, self.sinkhorn_iterations,
                                 self.loss_swap_weight, self.loss_em_weight)
-        self.last_assignments = terms.assignments
+        self._prototype_state.assignments = terms.assignments
         return dict(loss_swap=terms.loss_swap, loss_em=terms.loss_em, **terms.figures)

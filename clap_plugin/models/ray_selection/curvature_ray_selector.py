@@ -3,28 +3,28 @@
 Point weights w = |kappa| + eps (normalised), kappa the mean curvature of the rendering field's SDF at
 each LiDAR point; N_L points are drawn without replacement. Each camera gets a pixel weight map: the point
 weights projected to their pixels, blurred by a Gaussian of ``gaussian_kernel_size``, mixed with a uniform
-floor; N_C pixels are drawn from it. During the first ``warmup_epochs`` epochs the draws are uniform.
-With ``pixel_policy='through_points'`` the pixels are drawn uniformly among those that LiDAR points project
-into instead (UniPAD's camera rays).
+floor; N_C pixels are drawn from it. During the first ``warmup_epochs`` epochs the draws are uniform; with
+``weighting='uniform'`` they are uniform in every epoch (the "uniform sampling" ablation, Table 3). With
+``pixel_policy='through_points'`` the pixels are drawn uniformly among those that LiDAR points project into
+instead (UniPAD's camera rays).
 
-This is ray *selection*; sampling distances along a ray is ``rendering.NeuSAlongRaySampler``. The class is
-registered as ``CurvatureRaySelector`` and, for existing configs and checkpoints, as ``CurvatureSampler``.
+The caller passes the training epoch to :meth:`CurvatureRaySelector.select`. This is ray *selection*;
+sampling distances along a ray is ``rendering.NeuSAlongRaySampler``.
 """
 from typing import Optional, Sequence
 
 import torch
 import torch.nn.functional as F
 from mmdet3d.registry import TASK_UTILS
-from mmengine.logging import MessageHub
 from torch import Tensor
 
 from clap_plugin.models.geometry.projection import flat_pixel_index, project_points
 
 from .sdf_curvature import ESTIMATORS, SDFFunction, mean_curvature
-from .selection import PIXEL_POLICIES, RaySelection
+from .selection import PIXEL_POLICIES, WEIGHTINGS, RaySelection
 
 
-@TASK_UTILS.register_module(name=['CurvatureRaySelector', 'CurvatureSampler'])
+@TASK_UTILS.register_module()
 class CurvatureRaySelector:
     """Select LiDAR points and camera pixels with probability increasing with the SDF curvature.
 
@@ -32,6 +32,8 @@ class CurvatureRaySelector:
         num_lidar_rays: N_L points drawn per sample (8192).
         num_pixels_per_camera: N_C pixels drawn per camera (1024).
         warmup_epochs: epochs of uniform sampling before curvature sampling starts (4).
+        weighting: ``'curvature'`` (default: uniform during the warm-up, by curvature after) or ``'uniform'``
+            (uniform in every epoch).
         estimator: ``'exact'`` (double backward) or ``'finite_difference'``.
         fd_step: finite-difference step in metres (about a tenth of a voxel of the field).
         eps: added to |kappa| so that flat regions keep a non-zero probability (1 / metres).
@@ -50,7 +52,9 @@ class CurvatureRaySelector:
                  estimator: str = 'exact', fd_step: float = 0.06, eps: float = 1e-2,
                  num_candidates: Optional[int] = None, cell_size: float = 1.0, gaussian_kernel_size: int = 9,
                  gaussian_sigma: Optional[float] = None, pixel_floor: float = 0.1,
-                 chunk_size: int = 65536, pixel_policy: str = 'weight_maps') -> None:
+                 chunk_size: int = 65536, pixel_policy: str = 'weight_maps', weighting: str = 'curvature') -> None:
+        if weighting not in WEIGHTINGS:
+            raise ValueError(f'weighting must be one of {WEIGHTINGS}, got {weighting!r}')
         if pixel_policy not in PIXEL_POLICIES:
             raise ValueError(f'pixel_policy must be one of {PIXEL_POLICIES}, got {pixel_policy!r}')
         if estimator not in ESTIMATORS:
@@ -76,21 +80,22 @@ class CurvatureRaySelector:
         self.pixel_floor = float(pixel_floor)
         self.chunk_size = int(chunk_size)
         self.pixel_policy = pixel_policy
+        self.weighting = weighting
 
     # ------------------------------------------------------------------ curvature and point weights
-    def in_warmup(self, epoch: Optional[int] = None) -> bool:
-        """Whether ``epoch`` (default: the message hub's ``epoch`` info, else 0) is a warm-up epoch."""
-        if epoch is None:
-            epoch = MessageHub.get_current_instance().get_info('epoch', 0)
-        return int(epoch) < self.warmup_epochs
+    def in_warmup(self, epoch: int) -> bool:
+        """Whether the draws of training epoch ``epoch`` (0-based) are uniform: a warm-up epoch, or any epoch
+        with ``weighting='uniform'``."""
+        return self.weighting == 'uniform' or int(epoch) < self.warmup_epochs
 
     def curvature(self, sdf_fn: SDFFunction, points: Tensor) -> Tensor:
         """(P, 3) points -> (P,) |kappa| (detached)."""
         return mean_curvature(sdf_fn, points, self.estimator, self.fd_step, self.chunk_size).abs()
 
-    def point_weights(self, points: Tensor, sdf_fn: Optional[SDFFunction] = None, epoch: Optional[int] = None,
+    def point_weights(self, points: Tensor, sdf_fn: Optional[SDFFunction], epoch: int,
                       generator: Optional[torch.Generator] = None) -> Tensor:
-        """(P, 3) points -> (P,) sampling probabilities (uniform in warm-up or without ``sdf_fn``)."""
+        """(P, 3) points -> (P,) sampling probabilities at training epoch ``epoch`` (uniform in warm-up or
+        without ``sdf_fn``)."""
         p = points.shape[0]
         if sdf_fn is None or self.in_warmup(epoch):
             return torch.full((p, ), 1.0 / max(p, 1), dtype=points.dtype, device=points.device)
@@ -180,8 +185,7 @@ class CurvatureRaySelector:
         return maps
 
     def select(self, points: Tensor, lidar2img: Optional[Tensor] = None, img_shape: Optional[Sequence[int]] = None,
-               sdf_fn: Optional[SDFFunction] = None, epoch: Optional[int] = None,
-               generator: Optional[torch.Generator] = None,
+               sdf_fn: Optional[SDFFunction] = None, epoch: int = 0, generator: Optional[torch.Generator] = None,
                lidar_pixels: Optional[Tensor] = None) -> RaySelection:
         """Select the LiDAR points and camera pixels of one sample.
 
@@ -190,7 +194,7 @@ class CurvatureRaySelector:
             lidar2img: (N_cam, 4, 4) projections to the pixels of ``img_shape`` (None: no camera rays).
             img_shape: (H, W), required with ``lidar2img``.
             sdf_fn: the field's SDF for the curvature (None: uniform).
-            epoch: epoch for the warm-up (default: the message hub's).
+            epoch: the training epoch (0-based), for the warm-up.
             generator: random generator of the draws.
             lidar_pixels: (N_cam, H, W) bool, pixels that the points project into; required by the
                 ``'through_points'`` policy.
@@ -213,7 +217,3 @@ class CurvatureRaySelector:
         sel.pixel_maps = maps
         sel.pixels = self.draw_pixels(maps, self.num_pixels_per_camera, generator)
         return sel
-
-
-# the registered name of existing configs and checkpoints (``type='CurvatureSampler'``)
-CurvatureSampler = CurvatureRaySelector

@@ -8,6 +8,10 @@ from torch import Tensor
 # 'weight_maps': from the selector's pixel maps (uniform in warm-up, the blurred curvature weights after);
 # 'through_points': uniformly among the pixels that LiDAR points project into (UniPAD's camera rays).
 PIXEL_POLICIES = ('weight_maps', 'through_points')
+# How points (and weight-map pixels) are weighted (``CurvatureRaySelector(weighting=...)``):
+# 'curvature': uniformly during the warm-up epochs, by the SDF curvature after (CLAP);
+# 'uniform': uniformly in every epoch (Table 3, "joint + uniform sampling").
+WEIGHTINGS = ('curvature', 'uniform')
 
 
 @dataclass

@@ -1,6 +1,7 @@
-"""The rays of one sample with their targets: the contract between ray building and the rendering head."""
-from dataclasses import dataclass, fields
-from typing import Mapping, Optional, Sequence, Union
+"""The rays of one sample with their targets: the one ray container from ray generation to the compositor
+(as nerfstudio's ``RayBundle``)."""
+from dataclasses import dataclass, fields, replace
+from typing import Optional, Sequence, Union
 
 import torch
 from torch import Tensor
@@ -12,11 +13,13 @@ class RayBatch:
 
     Attributes:
         origins: (R, 3) ray origins, metres.
-        directions: (R, 3) directions (the head normalises them).
+        directions: (R, 3) directions (the rendering head normalises them).
         range: (R,) range target along the ray, metres (any value where ``range_mask`` is False).
         range_mask: (R,) bool, the rays that have a range target.
         rgb: (R, 3) colour target in [0, 1] (any value where ``rgb_mask`` is False).
         rgb_mask: (R,) bool, the rays that have a colour target.
+        near, far: (R,) sampling interval along each ray (metres), or None until the rendering head bounds the
+            rays by its scene box (:meth:`with_bounds`).
     """
     origins: Tensor
     directions: Tensor
@@ -24,6 +27,8 @@ class RayBatch:
     range_mask: Tensor
     rgb: Tensor
     rgb_mask: Tensor
+    near: Optional[Tensor] = None
+    far: Optional[Tensor] = None
 
     @classmethod
     def create(cls, origins: Tensor, directions: Tensor, range: Optional[Tensor] = None,
@@ -46,22 +51,24 @@ class RayBatch:
                    rgb_mask=mask(rgb, rgb_mask))
 
     @classmethod
-    def from_mapping(cls, rays: Mapping[str, Tensor]) -> 'RayBatch':
-        """A batch from a dict with the attribute names as keys (``origins`` and ``directions`` required)."""
-        for key in ('origins', 'directions'):
-            if key not in rays:
-                raise KeyError(f'ray batch lacks "{key}" (has {sorted(rays)})')
-        unknown = set(rays) - {f.name for f in fields(cls)}
-        if unknown:
-            raise KeyError(f'unknown ray batch keys {sorted(unknown)}')
-        return cls.create(**rays)
-
-    @classmethod
     def cat(cls, batches: Sequence['RayBatch']) -> 'RayBatch':
-        """Concatenate batches along the rays (at least one batch)."""
+        """Concatenate batches along the rays (at least one batch; bounds on all of them or on none)."""
         if not batches:
             raise ValueError('RayBatch.cat needs at least one batch')
-        return cls(**{f.name: torch.cat([getattr(b, f.name) for b in batches]) for f in fields(cls)})
+        out = {}
+        for f in fields(cls):
+            values = [getattr(b, f.name) for b in batches]
+            if all(v is None for v in values):
+                out[f.name] = None
+            elif any(v is None for v in values):
+                raise ValueError(f'RayBatch.cat: "{f.name}" is set on some batches only')
+            else:
+                out[f.name] = torch.cat(values)
+        return cls(**out)
+
+    def with_bounds(self, near: Tensor, far: Tensor) -> 'RayBatch':
+        """The same rays with the (R,) sampling interval ``near`` .. ``far``."""
+        return replace(self, near=near, far=far)
 
     def to(self, device: Optional[Union[str, torch.device]] = None,
            dtype: Optional[torch.dtype] = None) -> 'RayBatch':
@@ -69,7 +76,7 @@ class RayBatch:
         out = {}
         for f in fields(self):
             v = getattr(self, f.name)
-            out[f.name] = v.to(device=device, dtype=dtype if v.is_floating_point() else None)
+            out[f.name] = None if v is None else v.to(device=device, dtype=dtype if v.is_floating_point() else None)
         return RayBatch(**out)
 
     def __len__(self) -> int:
@@ -77,13 +84,5 @@ class RayBatch:
 
     def __getitem__(self, index: Union[slice, Tensor]) -> 'RayBatch':
         """The rays selected by a slice, (K,) indices or an (R,) bool mask."""
-        return RayBatch(**{f.name: getattr(self, f.name)[index] for f in fields(self)})
-
-
-RayBatchLike = Union[RayBatch, Mapping[str, Tensor]]
-
-
-def as_ray_batch(rays: RayBatchLike) -> RayBatch:
-    """A :class:`RayBatch`; a mapping (scripts that also run against older revisions pass dicts) is
-    converted with :meth:`RayBatch.from_mapping`."""
-    return rays if isinstance(rays, RayBatch) else RayBatch.from_mapping(rays)
+        return RayBatch(**{f.name: None if getattr(self, f.name) is None else getattr(self, f.name)[index]
+                           for f in fields(self)})

@@ -10,7 +10,7 @@ from typing import Dict, Optional, Sequence
 import torch
 from torch import Tensor
 
-from .along_ray_sampler import NeuSAlongRaySampler
+from .along_ray_sampling import NeuSAlongRaySampler
 from .compositor import composite
 
 

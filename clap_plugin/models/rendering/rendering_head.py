@@ -13,7 +13,7 @@ number of rays (only the per-ray outputs are kept for all rays). The along-ray s
 before the checkpointed region, so that they are not recomputed. Rays without a colour target (LiDAR rays,
 invalid pixels) are rendered geometry-only: no colour MLP, no SDF-gradient graph and so no double backward.
 """
-from dataclasses import dataclass
+from dataclasses import replace
 from typing import Dict, List, Optional, Sequence, Union
 
 import torch
@@ -22,31 +22,22 @@ from mmengine.model import BaseModule
 from torch import Tensor
 from torch.utils.checkpoint import checkpoint
 
-from .along_ray_sampler import NeuSAlongRaySampler
+from .along_ray_sampling import NeuSAlongRaySampler
 from .neus_field import NeuSField, VolumeSDFField
-from .ray_batch import RayBatch, RayBatchLike, as_ray_batch
+from .ray_batch import RayBatch
 from .ray_box import ray_box_intersection
 from .render_rays import render_rays
 
-
-@dataclass
-class _Prepared:
-    """Rays on the volume's device and dtype: unit ``directions`` and the ``near`` / ``far`` (R,) bounds."""
-    origins: Tensor
-    directions: Tensor
-    near: Tensor
-    far: Tensor
-
-    def __getitem__(self, index) -> '_Prepared':
-        return _Prepared(self.origins[index], self.directions[index], self.near[index], self.far[index])
+# what the head renders for every ray (``hit_sdf``: the SDF at given hit points, empty without them)
+OUTPUTS = ('range', 'rgb', 'acc', 'weights', 'hit_sdf')
 
 
 @MODELS.register_module()
 class CLAPRenderingHead(BaseModule):
     """Render range and RGB from a (B, C, Z, H, W) feature volume and compute the rendering loss.
 
-    Rays are given per sample as a :class:`RayBatch` (a mapping with its field names is converted). Every ray
-    starts at ``near`` and ends where it leaves the ``point_cloud_range`` box.
+    Rays are given per sample as a :class:`RayBatch`. Every ray starts at ``near`` and ends where it leaves the
+    ``point_cloud_range`` box.
 
     Args:
         in_channels: channels C of the feature volume.
@@ -62,9 +53,6 @@ class CLAPRenderingHead(BaseModule):
         checkpoint_chunks: recompute each chunk in backward instead of storing its graph.
         loss_range_weight, loss_surface_weight, loss_rgb_weight: w_L, w_sur, w_C (2.0, 0.1, 0.1).
         init_cfg: mmengine init config.
-
-    Checkpoints written before the field owned the sharpness (keys ``mlps.*`` and ``sharpness_v``) load into
-    ``field.*``.
     """
 
     def __init__(self, in_channels: int, point_cloud_range: Sequence[float] = (-54, -54, -5, 54, 54, 3),
@@ -93,13 +81,6 @@ class CLAPRenderingHead(BaseModule):
         self.loss_surface_weight = float(loss_surface_weight)
         self.loss_rgb_weight = float(loss_rgb_weight)
 
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        for key in [k for k in state_dict if k.startswith(prefix + 'mlps.') or k == prefix + 'sharpness_v']:
-            new = prefix + 'field.' + (key[len(prefix) + len('mlps.'):] if key.startswith(prefix + 'mlps.')
-                                       else 'sharpness_v')
-            state_dict[new] = state_dict.pop(key)
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
-
     @property
     def sharpness(self) -> Tensor:
         """Current sharpness h of the field (scalar tensor)."""
@@ -113,53 +94,57 @@ class CLAPRenderingHead(BaseModule):
         """SDF of one sample on a detached volume: (N, 3) world points -> (N,), for curvature scoring."""
         return self.bind(volume.detach()).sdf
 
-    def _prepare(self, rays: RayBatch, device: torch.device, dtype: torch.dtype) -> _Prepared:
-        o = rays.origins.to(device=device, dtype=dtype).reshape(-1, 3)
-        d = rays.directions.to(device=device, dtype=dtype).reshape(-1, 3)
-        if o.shape != d.shape:
-            raise ValueError(f'origins {tuple(o.shape)} and directions {tuple(d.shape)} differ in shape')
-        d = d / d.norm(dim=-1, keepdim=True).clamp(min=1e-12)
-        near = torch.full_like(o[:, 0], self.near)
-        far = ray_box_intersection(o, d, self.point_cloud_range[:3], self.point_cloud_range[3:])[1]
+    def bounded(self, rays: RayBatch, volume: Tensor) -> RayBatch:
+        """``rays`` on the device and dtype of ``volume``, with unit directions and the sampling interval from
+        ``near`` to where each ray leaves the scene box."""
+        rays = rays.to(device=volume.device, dtype=volume.dtype)
+        if rays.origins.shape != rays.directions.shape:
+            raise ValueError(f'origins {tuple(rays.origins.shape)} and directions {tuple(rays.directions.shape)} '
+                             'differ in shape')
+        d = rays.directions / rays.directions.norm(dim=-1, keepdim=True).clamp(min=1e-12)
+        near = torch.full_like(rays.origins[:, 0], self.near)
+        far = ray_box_intersection(rays.origins, d, self.point_cloud_range[:3], self.point_cloud_range[3:])[1]
         far = torch.maximum(far, near + 1e-3)
-        return _Prepared(o, d, near, far)
+        return replace(rays, directions=d, near=near, far=far)
 
-    def _render_chunk(self, volume: Tensor, o: Tensor, d: Tensor, near: Tensor, far: Tensor, t: Tensor,
-                      hit: Optional[Tensor], with_color: bool) -> tuple:
+    def _render_chunk(self, volume: Tensor, rays: RayBatch, t: Tensor, hit: Optional[Tensor],
+                      with_color: bool) -> Dict[str, Tensor]:
         field = self.bind(volume)
-        out = render_rays(field, o, d, near, far, background_color=self.background_color, with_color=with_color,
-                          t=t)
-        hit_sdf = field.query(hit)[0] if hit is not None else o.new_zeros(0)
-        return out['range'], out['rgb'], out['acc'], out['weights'], hit_sdf
+        out = render_rays(field, rays.origins, rays.directions, rays.near, rays.far,
+                          background_color=self.background_color, with_color=with_color, t=t)
+        hit_sdf = field.query(hit)[0] if hit is not None else rays.origins.new_zeros(0)
+        return dict(range=out['range'], rgb=out['rgb'], acc=out['acc'], weights=out['weights'], hit_sdf=hit_sdf)
 
-    def _render_group(self, volume: Tensor, sampling_field: VolumeSDFField, r: _Prepared,
-                      hit_points: Optional[Tensor], with_color: bool) -> List[Tensor]:
-        """Chunked rendering of one group of rays (all with or all without colour)."""
-        n, c = r.origins.shape[0], self.ray_chunk_size
+    def _render_group(self, volume: Tensor, sampling_field: VolumeSDFField, rays: RayBatch,
+                      hit_points: Optional[Tensor], with_color: bool) -> Dict[str, Tensor]:
+        """Chunked rendering of one group of bounded rays (all with or all without colour)."""
+        n, c = len(rays), self.ray_chunk_size
+        chunks = [rays[s:s + c] for s in range(0, n, c)]
         with torch.no_grad():
-            t_all = [self.sampler(sampling_field.sdf, r.origins[s:s + c], r.directions[s:s + c], r.near[s:s + c],
-                                  r.far[s:s + c], self.training) for s in range(0, n, c)]
+            t_all = [self.sampler(sampling_field.sdf, r.origins, r.directions, r.near, r.far, self.training)
+                     for r in chunks]
         use_ckpt = self.checkpoint_chunks and torch.is_grad_enabled()
         outs = []
         for i, s in enumerate(range(0, n, c)):
-            sl = slice(s, s + c)
-            args = (volume, r.origins[sl], r.directions[sl], r.near[sl], r.far[sl], t_all[i],
-                    None if hit_points is None else hit_points[sl], with_color)
-            outs.append(checkpoint(self._render_chunk, *args, use_reentrant=False) if use_ckpt
-                        else self._render_chunk(*args))
-        return [torch.cat([o[k] for o in outs]) for k in range(5)]
+            hit = None if hit_points is None else hit_points[s:s + c]
+            outs.append(checkpoint(self._render_chunk, volume, chunks[i], t_all[i], hit, with_color,
+                                   use_reentrant=False) if use_ckpt
+                        else self._render_chunk(volume, chunks[i], t_all[i], hit, with_color))
+        return {k: torch.cat([o[k] for o in outs]) for k in OUTPUTS}
 
-    def _render_prepared(self, volume: Tensor, r: _Prepared, hit_points: Optional[Tensor], return_weights: bool,
-                         color_mask: Optional[Tensor]) -> Dict[str, Tensor]:
-        n = r.origins.shape[0]
+    def _empty(self, volume: Tensor) -> Dict[str, Tensor]:
+        empty = volume.new_zeros(0)
+        return dict(range=empty, rgb=volume.new_zeros(0, 3), acc=empty,
+                    weights=volume.new_zeros(0, self.sampler.num_samples - 1), hit_sdf=empty)
+
+    def render_bounded(self, volume: Tensor, rays: RayBatch, hit_points: Optional[Tensor] = None,
+                       color_mask: Optional[Tensor] = None) -> Dict[str, Tensor]:
+        """Render rays from :meth:`bounded`; the rays without colour (``color_mask`` False) are rendered
+        geometry-only. Returns every output of :data:`OUTPUTS`, (R, ...) each (``hit_sdf`` empty without
+        ``hit_points``)."""
+        n = len(rays)
         if n == 0:
-            empty = volume.new_zeros(0)
-            result = dict(range=empty, rgb=volume.new_zeros(0, 3), acc=empty)
-            if return_weights:
-                result['weights'] = volume.new_zeros(0, self.sampler.num_samples - 1)
-            if hit_points is not None:
-                result['hit_sdf'] = empty
-            return result
+            return self._empty(volume)
         if color_mask is None:
             groups = [(None, True)]
         else:
@@ -173,24 +158,19 @@ class CLAPRenderingHead(BaseModule):
         for idx, with_color in groups:
             if idx is not None and idx.numel() == 0:
                 continue
-            sub = r if idx is None else r[idx]
+            sub = rays if idx is None else rays[idx]
             hit = hit_points if idx is None or hit_points is None else hit_points[idx]
             parts.append(self._render_group(volume, sampling_field, sub, hit, with_color))
             if idx is not None:
                 order.append(idx)
-        cat = [torch.cat([p[k] for p in parts]) for k in range(5)]
+        out = {k: torch.cat([p[k] for p in parts]) for k in OUTPUTS}
         if order:  # back to the input order (a differentiable gather)
             inverse = torch.empty(n, dtype=torch.long, device=volume.device)
             inverse[torch.cat(order)] = torch.arange(n, device=volume.device)
-            cat = [c[inverse] if c.numel() else c for c in cat]
-        result = dict(range=cat[0], rgb=cat[1], acc=cat[2])
-        if return_weights:
-            result['weights'] = cat[3]
-        if hit_points is not None:
-            result['hit_sdf'] = cat[4]
-        return result
+            out = {k: v[inverse] if v.numel() else v for k, v in out.items()}
+        return out
 
-    def render(self, volume: Tensor, rays: RayBatchLike, hit_points: Optional[Tensor] = None,
+    def render(self, volume: Tensor, rays: RayBatch, hit_points: Optional[Tensor] = None,
                return_weights: bool = False, color_mask: Optional[Tensor] = None) -> Dict[str, Tensor]:
         """Render the rays of one sample in chunks.
 
@@ -205,38 +185,41 @@ class CLAPRenderingHead(BaseModule):
         Returns:
             dict with ``range`` (R,), ``rgb`` (R, 3), ``acc`` (R,), optionally ``hit_sdf`` (R,), ``weights``.
         """
-        r = self._prepare(as_ray_batch(rays), volume.device, volume.dtype)
-        return self._render_prepared(volume, r, hit_points, return_weights, color_mask)
+        out = self.render_bounded(volume, self.bounded(rays, volume), hit_points, color_mask)
+        if not return_weights:
+            del out['weights']
+        if hit_points is None:
+            del out['hit_sdf']
+        return out
 
-    def forward(self, volume: Tensor, rays: Sequence[RayBatchLike]) -> List[Dict[str, Tensor]]:
+    def forward(self, volume: Tensor, rays: Sequence[RayBatch]) -> List[Dict[str, Tensor]]:
         """Render every sample: ``volume`` (B, C, Z, H, W), ``rays`` B ray batches."""
         self._check_batch(volume, rays)
         return [self.render(volume[b:b + 1], rays[b]) for b in range(volume.shape[0])]
 
     @staticmethod
-    def _check_batch(volume: Tensor, rays: Sequence[RayBatchLike]) -> None:
+    def _check_batch(volume: Tensor, rays: Sequence[RayBatch]) -> None:
         if volume.dim() != 5:
             raise ValueError(f'volume must be (B, C, Z, H, W), got shape {tuple(volume.shape)}')
         if len(rays) != volume.shape[0]:
             raise ValueError(f'got {len(rays)} ray batches for a volume batch of {volume.shape[0]}')
 
-    def loss(self, volume: Tensor, rays: Sequence[RayBatchLike]) -> Dict[str, Tensor]:
+    def loss(self, volume: Tensor, rays: Sequence[RayBatch]) -> Dict[str, Tensor]:
         """Rendering losses ``loss_range``, ``loss_surface``, ``loss_rgb`` (already weighted)."""
         self._check_batch(volume, rays)
         range_err, surf_err, rgb_err = [], [], []
         for b in range(volume.shape[0]):
-            rb = as_ray_batch(rays[b])
-            prep = self._prepare(rb, volume.device, volume.dtype)
-            r_mask = rb.range_mask.to(volume.device).reshape(-1)
+            rb = self.bounded(rays[b], volume)
+            r_mask = rb.range_mask
             # invalid targets may be NaN: zero them so that no NaN reaches the (masked) gradients
-            target_r = torch.where(r_mask, rb.range.to(volume).reshape(-1), 0.0)
-            hit = prep.origins + prep.directions * target_r[:, None]
-            c_mask = rb.rgb_mask.to(volume.device).reshape(-1)
-            out = self._render_prepared(volume[b:b + 1], prep, hit, False, c_mask)
+            target_r = torch.where(r_mask, rb.range, 0.0)
+            hit = rb.origins + rb.directions * target_r[:, None]
+            c_mask = rb.rgb_mask
+            out = self.render_bounded(volume[b:b + 1], rb, hit, c_mask)
             # normalised frame: range errors in units of coord_scale (metres / 54), like the SDF
             range_err.append((out['range'] - target_r).abs()[r_mask] * self.coord_scale)
             surf_err.append(out['hit_sdf'].abs()[r_mask])
-            target_c = torch.where(c_mask[:, None], rb.rgb.to(volume).reshape(-1, 3), 0.0)
+            target_c = torch.where(c_mask[:, None], rb.rgb, 0.0)
             rgb_err.append((out['rgb'] - target_c).abs().mean(dim=-1)[c_mask])
         # keeps every parameter in the graph when a term has no rays (DDP needs all gradients)
         zero = volume.sum() * 0.0 + sum(p.sum() for p in self.parameters()) * 0.0

@@ -27,5 +27,5 @@ unipad_camera_half = dict(
     prototype_loss=None,
     gram_regularizer=None,
     rendering_head=dict(loss_range_weight=10.0, loss_rgb_weight=10.0))
-# uniform ray selection for every epoch, and for the camera half through the projected LiDAR points
-unipad_uniform_rays = dict(warmup_epochs=10**9)
+# uniform ray selection in every epoch (the camera half adds pixels through the projected LiDAR points)
+unipad_uniform_rays = dict(weighting='uniform')

@@ -26,27 +26,24 @@ import torch
 import torch.nn.functional as F
 from mmdet3d.registry import MODELS
 from mmdet3d.structures import Det3DDataSample
-from mmengine.logging import print_log
 from torch import Tensor, nn
 
-from clap_plugin.models.bevfusion.detector import CLAPBEVFusion
+from clap_plugin.models.bevfusion import BEVFusionPretrainer
 from clap_plugin.models.contrastive import (
     PairwisePretrainerMixin,
-    build_frozen_teacher,
     contrastive_accuracy,
     info_nce,
-    keyframe_points,
     sample_pixel_features,
     subsample,
-    teacher_summary,
 )
+from clap_plugin.models.geometry.keyframe import keyframe_points
 from clap_plugin.models.pretrain.masking import mask_image_patches
 
 from .losses import code_matching_loss, cross_commitment_loss, decorrelation_loss, masked_patch_loss, occupancy_queries
 
 
 @MODELS.register_module()
-class CMCRPretrainer(PairwisePretrainerMixin, CLAPBEVFusion):
+class CMCRPretrainer(PairwisePretrainerMixin, BEVFusionPretrainer):
     """CMCR on the BEVFusion encoders (submodule names of :class:`CLAPBEVFusion`). Trains the LiDAR encoder; the
     image side is a frozen 2D teacher with trainable heads, as the original.
 
@@ -63,7 +60,7 @@ class CMCRPretrainer(PairwisePretrainerMixin, CLAPBEVFusion):
         loss weights: ``loss_contrast_weight``, ``loss_mim_weight``, ``loss_occ_weight``, ``loss_code_weight``,
             ``loss_commit_weight``, ``loss_decorr_weight``.
         keyframe_dim: column of the sweep time lag, or None.
-        **kwargs: encoder arguments of :class:`CLAPBEVFusion` (no ``bbox_head``).
+        **kwargs: encoder arguments of :class:`BEVFusionPretrainer`.
     """
 
     @classmethod
@@ -82,16 +79,13 @@ class CMCRPretrainer(PairwisePretrainerMixin, CLAPBEVFusion):
                  occ_hidden: int = 64, loss_contrast_weight: float = 1.0, loss_mim_weight: float = 1.0,
                  loss_occ_weight: float = 1.0, loss_code_weight: float = 1.0, loss_commit_weight: float = 0.25,
                  loss_decorr_weight: float = 0.1, keyframe_dim: Optional[int] = 4, **kwargs) -> None:
-        self.check_label_free('CMCRPretrainer', kwargs)
         super().__init__(**kwargs)
         if not (self.with_lidar and self.with_camera):
             raise ValueError('CMCR needs both the LiDAR and the camera branch')
         if num_pairs < 2:
             raise ValueError(f'num_pairs must be >= 2, got {num_pairs}')
-        self.teacher, self.teacher_mode = build_frozen_teacher('CMCR', kwargs['img_backbone'], teacher,
-                                                               teacher_checkpoint, random_teacher_ablation)
-        self.teacher_checkpoint = teacher_checkpoint
-        self.teacher_level = int(teacher_level)
+        self.build_teacher('CMCR', kwargs['img_backbone'], teacher, teacher_checkpoint, random_teacher_ablation,
+                           teacher_level)
         self.codebook = MODELS.build(codebook)
         dim = self.codebook.dim
         self.point_shared = nn.Linear(int(lidar_channels), dim)
@@ -112,24 +106,6 @@ class CMCRPretrainer(PairwisePretrainerMixin, CLAPBEVFusion):
                             occ=float(loss_occ_weight), code=float(loss_code_weight),
                             commit=float(loss_commit_weight), decorr=float(loss_decorr_weight))
         self.keyframe_dim = keyframe_dim
-
-    def init_weights(self) -> None:
-        super().init_weights()  # loads a checkpoint teacher through its Pretrained init_cfg
-        if self.teacher_mode == 'random_ablation':
-            self.teacher.load_state_dict(self.img_backbone.state_dict())
-        print_log(teacher_summary('CMCR', self.teacher_mode, self.teacher_checkpoint), logger='current')
-
-    def train(self, mode: bool = True):
-        super().train(mode)
-        self.teacher.eval()
-        return self
-
-    @torch.no_grad()
-    def teacher_features(self, imgs: Tensor) -> Tensor:
-        x = self.teacher(imgs)
-        if isinstance(x, (list, tuple)):
-            x = x[self.teacher_level]
-        return x.float()
 
     @staticmethod
     def _linear(conv: nn.Conv2d, x: Tensor) -> Tensor:
@@ -218,7 +194,3 @@ class CMCRPretrainer(PairwisePretrainerMixin, CLAPBEVFusion):
         losses['pixel_code_perplexity'] = q_pix['perplexity']
         losses['cmcr_pairs'] = shared_p.new_tensor(float(shared_p.shape[0]))
         return losses
-
-    def predict(self, batch_inputs_dict: dict, batch_data_samples: List[Det3DDataSample], **kwargs):
-        raise NotImplementedError('CMCRPretrainer has no detection output; export its encoders with '
-                                  'tools/export_pretrained.py and fine-tune a CLAPBEVFusion detector')

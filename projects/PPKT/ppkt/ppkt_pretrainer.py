@@ -10,28 +10,24 @@ LiDAR BEV at its cell and projected to D. InfoNCE from point to pixel over ``num
 """
 from typing import List, Optional
 
-import torch
 from mmdet3d.registry import MODELS
 from mmdet3d.structures import Det3DDataSample
-from mmengine.logging import print_log
-from torch import Tensor, nn
+from torch import nn
 
-from clap_plugin.models.bevfusion.detector import CLAPBEVFusion
+from clap_plugin.models.bevfusion import BEVFusionPretrainer
 from clap_plugin.models.contrastive import (
     PairwisePretrainerMixin,
     UpsamplingProjection,
     bev_cell_index,
-    build_frozen_teacher,
     contrastive_accuracy,
     info_nce,
     one_per_group,
     subsample,
-    teacher_summary,
 )
 
 
 @MODELS.register_module()
-class PPKTPretrainer(PairwisePretrainerMixin, CLAPBEVFusion):
+class PPKTPretrainer(PairwisePretrainerMixin, BEVFusionPretrainer):
     """PPKT on the BEVFusion encoders (submodule names of :class:`CLAPBEVFusion`; only the LiDAR branch is
     trained, the camera branch is exported as initialised).
 
@@ -53,7 +49,7 @@ class PPKTPretrainer(PairwisePretrainerMixin, CLAPBEVFusion):
             that cell seen by that camera. Point features are read from the stride-8 BEV, so points sharing a
             cell have (nearly) the same feature; drawn per point they would be each other's false negatives.
             ``'point'``: pairs drawn uniformly over points, as SLidR does with its per-point U-Net features.
-        **kwargs: encoder arguments of :class:`CLAPBEVFusion` (no ``bbox_head``).
+        **kwargs: encoder arguments of :class:`BEVFusionPretrainer`.
     """
 
     @classmethod
@@ -68,7 +64,6 @@ class PPKTPretrainer(PairwisePretrainerMixin, CLAPBEVFusion):
                  teacher_checkpoint: Optional[str] = None, random_teacher_ablation: bool = False,
                  teacher_level: int = 0, embed_dim: int = 64, num_pairs: int = 4096, temperature: float = 0.07,
                  keyframe_dim: Optional[int] = 4, pair_mode: str = 'cell', **kwargs) -> None:
-        self.check_label_free('PPKTPretrainer', kwargs)
         super().__init__(**kwargs)
         if not (self.with_lidar and self.with_camera):
             raise ValueError('PPKT pairs LiDAR points with image pixels: it needs both branches')
@@ -77,34 +72,13 @@ class PPKTPretrainer(PairwisePretrainerMixin, CLAPBEVFusion):
         if pair_mode not in ('cell', 'point'):
             raise ValueError(f"model.pair_mode must be 'cell' or 'point', got {pair_mode!r}")
         self.pair_mode = pair_mode
-        self.teacher, self.teacher_mode = build_frozen_teacher('PPKT', kwargs['img_backbone'], teacher,
-                                                               teacher_checkpoint, random_teacher_ablation)
-        self.teacher_checkpoint = teacher_checkpoint
-        self.teacher_level = int(teacher_level)
+        self.build_teacher('PPKT', kwargs['img_backbone'], teacher, teacher_checkpoint, random_teacher_ablation,
+                           teacher_level)
         self.pixel_projection = UpsamplingProjection(int(teacher_channels), int(embed_dim))
         self.point_projection = nn.Linear(int(lidar_channels), int(embed_dim))
         self.num_pairs = int(num_pairs)
         self.temperature = float(temperature)
         self.keyframe_dim = keyframe_dim
-
-    def init_weights(self) -> None:
-        super().init_weights()  # loads a checkpoint teacher through its Pretrained init_cfg
-        if self.teacher_mode == 'random_ablation':
-            self.teacher.load_state_dict(self.img_backbone.state_dict())
-        print_log(teacher_summary('PPKT', self.teacher_mode, self.teacher_checkpoint), logger='current')
-
-    def train(self, mode: bool = True):
-        super().train(mode)
-        self.teacher.eval()  # frozen: no dropout / drop-path / BN statistics updates
-        return self
-
-    @torch.no_grad()
-    def teacher_features(self, imgs: Tensor) -> Tensor:
-        """(B, N, 3, H, W) -> (B * N, C_t, h, w) frozen teacher features."""
-        x = self.teacher(imgs.flatten(0, 1))
-        if isinstance(x, (list, tuple)):
-            x = x[self.teacher_level]
-        return x.float()
 
     def pair_features(self, batch_inputs_dict: dict, batch_data_samples: List[Det3DDataSample]):
         """(point embeddings (M, D), pixel embeddings (M, D), pairs) of ``num_pairs`` sampled point-pixel pairs;
@@ -124,8 +98,8 @@ class PPKTPretrainer(PairwisePretrainerMixin, CLAPBEVFusion):
                                f'(samples {[m.get("sample_idx") for m in metas]}); check the calibration')
         pairs = {k: v[keep] for k, v in pairs.items()}
         point_feats = self.point_projection(self.bev_point_features(lidar_bev, pairs['batch_idx'], pairs['xyz']))
-        pixel_feats = self.pixel_projection.sample(self.teacher_features(imgs), pairs['img_idx'], pairs['uv'],
-                                                   img_shape)
+        pixel_feats = self.pixel_projection.sample(self.teacher_features(imgs.flatten(0, 1)), pairs['img_idx'],
+                                                   pairs['uv'], img_shape)
         return point_feats, pixel_feats, pairs
 
     def loss(self, batch_inputs_dict: dict, batch_data_samples: List[Det3DDataSample], **kwargs) -> dict:
@@ -133,7 +107,3 @@ class PPKTPretrainer(PairwisePretrainerMixin, CLAPBEVFusion):
         return dict(loss_ppkt=info_nce(point_feats, pixel_feats, self.temperature),
                     ppkt_acc=contrastive_accuracy(point_feats, pixel_feats),
                     ppkt_pairs=point_feats.new_tensor(float(point_feats.shape[0])))
-
-    def predict(self, batch_inputs_dict: dict, batch_data_samples: List[Det3DDataSample], **kwargs):
-        raise NotImplementedError('PPKTPretrainer has no detection output; export its encoders with '
-                                  'tools/export_pretrained.py and fine-tune a CLAPBEVFusion detector')

@@ -21,15 +21,15 @@ from mmdet3d.registry import MODELS
 from mmdet3d.structures import Det3DDataSample
 from torch import Tensor, nn
 
-from clap_plugin.models.bevfusion.detector import CLAPBEVFusion
+from clap_plugin.models.bevfusion import BEVFusionPretrainer
 from clap_plugin.models.contrastive import (
     PairwisePretrainerMixin,
     contrastive_accuracy,
     info_nce,
-    keyframe_points,
     sample_pixel_features,
     subsample,
 )
+from clap_plugin.models.geometry.keyframe import keyframe_points
 
 from .matching import farthest_point_sampling, match_keypoints, random_view_transform, transform_points
 
@@ -49,7 +49,7 @@ class ProjectionMLP(nn.Sequential):
 
 
 @MODELS.register_module()
-class SimIPUPretrainer(PairwisePretrainerMixin, CLAPBEVFusion):
+class SimIPUPretrainer(PairwisePretrainerMixin, BEVFusionPretrainer):
     """SimIPU on the BEVFusion encoders (submodule names of :class:`CLAPBEVFusion`). Trains the LiDAR encoder
     and the image backbone + neck; the view transform, fuser and BEV backbone are exported as initialised.
 
@@ -68,7 +68,7 @@ class SimIPUPretrainer(PairwisePretrainerMixin, CLAPBEVFusion):
         point_drop_ratio: share of points dropped from the second view; jitter_std: its xyz noise (metres).
         loss_intra_weight, loss_inter_weight: loss weights.
         keyframe_dim: column of the sweep time lag (keypoints and pairs use keyframe points), or None.
-        **kwargs: encoder arguments of :class:`CLAPBEVFusion` (no ``bbox_head``).
+        **kwargs: encoder arguments of :class:`BEVFusionPretrainer`.
     """
 
     @classmethod
@@ -86,7 +86,6 @@ class SimIPUPretrainer(PairwisePretrainerMixin, CLAPBEVFusion):
                  point_stop_grad: bool = True, head_layers: int = 3,
                  point_drop_ratio: float = 0.1, jitter_std: float = 0.01, loss_intra_weight: float = 1.0,
                  loss_inter_weight: float = 1.0, keyframe_dim: Optional[int] = 4, **kwargs) -> None:
-        self.check_label_free('SimIPUPretrainer', kwargs)
         super().__init__(**kwargs)
         if not (self.with_lidar and self.with_camera):
             raise ValueError('SimIPU needs both the LiDAR and the camera branch')
@@ -189,7 +188,3 @@ class SimIPUPretrainer(PairwisePretrainerMixin, CLAPBEVFusion):
                     intra_acc=contrastive_accuracy(f1, f2), inter_acc=contrastive_accuracy(img_feats, pt_feats),
                     intra_matches=bev1.new_tensor(float(f1.shape[0])),
                     intra_match_dist=matches['distance'].mean().detach())
-
-    def predict(self, batch_inputs_dict: dict, batch_data_samples: List[Det3DDataSample], **kwargs):
-        raise NotImplementedError('SimIPUPretrainer has no detection output; export its encoders with '
-                                  'tools/export_pretrained.py and fine-tune a CLAPBEVFusion detector')

@@ -11,7 +11,7 @@ from torch import nn
 
 import clap_plugin  # noqa: F401
 from clap_plugin.engine.hooks import PrototypeEMHook
-from clap_plugin.models.prototypes import GramRegularizer, gram_off_diagonal_mean
+from clap_plugin.models.prototypes import GramRegularizer, PrototypeState, gram_off_diagonal_mean
 from clap_plugin.models.prototypes.swapped_prototype_loss import hard_perplexity, prototype_terms
 from tests.helpers.gloo import run_gloo
 
@@ -187,8 +187,7 @@ class _Holder(nn.Module):
         super().__init__()
         g = torch.Generator().manual_seed(seed)
         self.prototypes = nn.Parameter(F.normalize(torch.randn(n, d, generator=g), dim=-1))
-        self.last_embeddings, self.last_assignments = {}, {}
-        self.freeze_prototypes = False
+        self.prototype_state = PrototypeState(self.prototypes)
 
 
 def _hook_worker(rank, world, out_dir):
@@ -197,8 +196,8 @@ def _hook_worker(rank, world, out_dir):
     g = torch.Generator().manual_seed(10 + rank)  # different data on each rank
     for it in range(4):
         emb = F.normalize(torch.randn(16, 8, generator=g), dim=-1)
-        model.last_embeddings = dict(lidar=emb)
-        model.last_assignments = dict(lidar=torch.full((16, ), rank, dtype=torch.long))  # 4 prototypes dead
+        model.prototype_state.embeddings = dict(lidar=emb)
+        model.prototype_state.assignments = dict(lidar=torch.full((16, ), rank, dtype=torch.long))  # 4 dead
         hook.before_train_iter(_runner_stub(model, it), it)
         hook.after_train_iter(_runner_stub(model, it), it)
     torch.save(dict(k=model.prototypes.detach(), reseeded=hook.num_reseeded), os.path.join(out_dir, f'k{rank}.pth'))

@@ -26,7 +26,7 @@ def test_table3_configs_hold_their_settings():
     cam = Config.fromfile(osp.join(ABL, 'unipad_camera_pretrain_nus.py')).model
     assert full.prototype_loss.num_prototypes == 512 and full.ray_selector.warmup_epochs == 4
     assert full.ray_selector.num_lidar_rays == 8192 and full.ray_selector.num_pixels_per_camera == 1024
-    assert uni.prototype_loss is None and uni.ray_selector.warmup_epochs > 10**6
+    assert uni.prototype_loss is None and uni.ray_selector.weighting == 'uniform'  # uniform in every epoch
     assert curv.prototype_loss is None and curv.ray_selector.warmup_epochs == 4
     assert lid.img_backbone is None and not lid.render_camera and lid.lidar_mask_ratio == 0.8
     assert cam.pts_middle_encoder is None and not cam.render_lidar and cam.ray_selector.pixel_policy == 'through_points'
@@ -51,7 +51,8 @@ def test_unipad_camera_half_casts_rays_through_projected_points(tiny_batch):
     cfg, item = tiny_batch
     m = copy.deepcopy(cfg.model)
     m.update(pts_voxel_encoder=None, pts_middle_encoder=None, fusion_layer=None, render_lidar=False,
-             pixels_through_points=True, prototype_loss=None, gram_regularizer=None)
+             prototype_loss=None, gram_regularizer=None)
+    m.ray_selector.pixel_policy = 'through_points'
     m.pts_backbone.in_channels = 32
     model, losses, data = _loss(m, item)
     assert {'loss_range', 'loss_rgb'} <= set(losses) and 'loss_swap' not in losses

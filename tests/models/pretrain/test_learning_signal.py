@@ -50,7 +50,7 @@ def test_each_loss_term_alone_reaches_the_parameters_it_should(tiny):
 def _check_gradient_reach(cfg, dataset):
     model, data = _model_and_data(cfg, dataset)
     # the prototype losses see the prototypes (not frozen) in this test
-    model.prototype_loss.freeze_prototypes = False
+    model.prototype_state.frozen = False
     reach = {}
     for term in TERMS:
         torch.manual_seed(1)
@@ -127,7 +127,7 @@ def test_sharpness_moves_ten_times_faster_in_log_space(tiny):
 
 def test_augmentation_borders_and_sky_are_never_rgb_targets(tiny):
     cfg, dataset = tiny
-    from clap_plugin.models.pretrain.clap_pretrainer import pixels_inside_original
+    from clap_plugin.models.rendering.ray_generation import pixels_inside_original
     model, data = _model_and_data(cfg, dataset, idx=1)
     model.ray_selector.num_pixels_per_camera = 6000  # of 128 x 352: the rotated corners are drawn too
     inputs, samples = data['inputs'], data['data_samples']

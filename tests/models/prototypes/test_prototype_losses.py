@@ -86,8 +86,8 @@ def test_swap_loss_lower_when_modalities_agree():
     # the hard-assignment agreement sees the pairing; shuffled pairs agree at about the chance level
     assert agree['proto_swap_agree'] > 0.5
     assert shuffled['proto_swap_agree'] < 3 * shuffled['proto_swap_chance'] + 0.05
-    assert set(loss.last_embeddings) == {'lidar', 'camera'}
-    assert not loss.last_embeddings['lidar'].requires_grad
+    assert set(loss.prototype_state.embeddings) == {'lidar', 'camera'}
+    assert not loss.prototype_state.embeddings['lidar'].requires_grad
 
 
 def test_temperature_sets_the_range_of_the_swap_term():

@@ -5,10 +5,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 from mmdet3d.registry import TASK_UTILS
-from mmengine.logging import MessageHub
 
 import clap_plugin  # noqa: F401
-from clap_plugin.models.ray_selection import CurvatureSampler, mean_curvature
+from clap_plugin.models.ray_selection import CurvatureRaySelector, mean_curvature
 from clap_plugin.models.rendering import CLAPRenderingHead
 
 pytestmark = pytest.mark.usefixtures('mmdet3d_default_scope')  # build in the mmdet3d registry scope
@@ -93,7 +92,7 @@ def _scene(gen):
 def test_draws_follow_the_curvature_weights():
     gen = torch.Generator().manual_seed(0)
     pts, sdf = _scene(gen)
-    sampler = TASK_UTILS.build(dict(type='CurvatureSampler', num_lidar_rays=20, warmup_epochs=0, eps=0.2))
+    sampler = TASK_UTILS.build(dict(type='CurvatureRaySelector', num_lidar_rays=20, warmup_epochs=0, eps=0.2))
     w = sampler.point_weights(pts, sdf, epoch=0)
     assert torch.allclose(w.sum(), torch.tensor(1.0, dtype=w.dtype))
     share = float(w[19000:].sum())  # 1000 * 4.2 / (1000 * 4.2 + 19000 * 0.2) ~= 0.525
@@ -111,7 +110,7 @@ def test_draws_follow_the_curvature_weights():
 def test_candidate_subset_spreads_scores_to_cells():
     gen = torch.Generator().manual_seed(1)
     pts, sdf = _scene(gen)
-    sampler = CurvatureSampler(warmup_epochs=0, eps=0.2, num_candidates=2000, cell_size=2.0)
+    sampler = CurvatureRaySelector(warmup_epochs=0, eps=0.2, num_candidates=2000, cell_size=2.0)
     w = sampler.point_weights(pts, sdf, epoch=0, generator=gen)
     assert w.shape == (20000, ) and torch.all(w > 0)
     assert float(w[19000:].mean()) > 5 * float(w[:19000].mean())
@@ -120,22 +119,20 @@ def test_candidate_subset_spreads_scores_to_cells():
 def test_warmup_gives_uniform_draws():
     gen = torch.Generator().manual_seed(2)
     pts, sdf = _scene(gen)
-    sampler = CurvatureSampler(num_lidar_rays=500, num_pixels_per_camera=64, warmup_epochs=4)
+    sampler = CurvatureRaySelector(num_lidar_rays=500, num_pixels_per_camera=64, warmup_epochs=4)
     lidar2img = torch.eye(4, dtype=torch.float64)[None].repeat(2, 1, 1)
     out = sampler.select(pts, lidar2img, (20, 30), sdf_fn=sdf, epoch=3, generator=gen)
     assert torch.allclose(out.point_weights, torch.full((20000, ), 1 / 20000, dtype=torch.float64))
     assert torch.allclose(out.pixel_maps, torch.full((2, 20, 30), 1 / 600, dtype=torch.float64))
     assert out.point_inds.unique().numel() == 500
     assert out.pixels.shape == (2, 64, 2)
-    # the epoch comes from the message hub when not given
-    hub = MessageHub.get_current_instance()
-    hub.update_info('epoch', 1)
-    assert sampler.in_warmup()
-    hub.update_info('epoch', 4)
-    assert not sampler.in_warmup()
-    after = sampler.select(pts, lidar2img, (20, 30), sdf_fn=sdf, generator=gen)
+    # the caller passes the training epoch
+    assert sampler.in_warmup(1)
+    assert not sampler.in_warmup(4)
+    after = sampler.select(pts, lidar2img, (20, 30), sdf_fn=sdf, epoch=4, generator=gen)
     assert not torch.allclose(after.point_weights, out.point_weights)
-    hub.update_info('epoch', 0)
+    # the uniform weighting never leaves the uniform draws
+    assert CurvatureRaySelector(warmup_epochs=4, weighting='uniform').in_warmup(10**6)
 
 
 def test_pixel_maps_put_mass_where_heavy_points_project():
@@ -150,7 +147,7 @@ def test_pixel_maps_put_mass_where_heavy_points_project():
     heavy = torch.tensor([[10.0, -2.0, 1.0]], dtype=torch.float64)  # projects to u = 40 + 10, v = 30 - 5
     pts = torch.cat([light, heavy])
     weights = torch.cat([torch.full((500, ), 1e-4, dtype=torch.float64), torch.tensor([1.0], dtype=torch.float64)])
-    sampler = CurvatureSampler(gaussian_kernel_size=5, gaussian_sigma=1.0, pixel_floor=0.1)
+    sampler = CurvatureRaySelector(gaussian_kernel_size=5, gaussian_sigma=1.0, pixel_floor=0.1)
     maps = sampler.pixel_weight_maps(pts, weights, lidar2img, (h, w))
     assert maps.shape == (1, h, w)
     assert torch.allclose(maps.sum(), torch.tensor(1.0, dtype=torch.float64))
@@ -166,6 +163,6 @@ def test_pixel_maps_put_mass_where_heavy_points_project():
 
 def test_bad_config_raises():
     with pytest.raises(ValueError, match='estimator'):
-        CurvatureSampler(estimator='laplace')
+        CurvatureRaySelector(estimator='laplace')
     with pytest.raises(ValueError, match='gaussian_kernel_size'):
-        CurvatureSampler(gaussian_kernel_size=4)
+        CurvatureRaySelector(gaussian_kernel_size=4)

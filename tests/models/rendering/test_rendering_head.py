@@ -192,15 +192,13 @@ def test_trilinear_matches_grid_sample_and_is_twice_differentiable():
 
 def test_bad_inputs_raise_clear_errors():
     head = _head()
-    with pytest.raises(KeyError, match='origins'):
-        head.render(torch.zeros(1, 8, 4, 10, 10), dict(directions=torch.ones(3, 3)))
     with pytest.raises(ValueError, match='ray batches'):
-        head.loss(torch.zeros(2, 8, 4, 10, 10), [dict(origins=torch.zeros(1, 3), directions=torch.ones(1, 3))])
+        head.loss(torch.zeros(2, 8, 4, 10, 10), [RayBatch.create(torch.zeros(1, 3), torch.ones(1, 3))])
     with pytest.raises(ValueError, match='ray_chunk_size'):
         _head(ray_chunk_size=0)
     # a sample without rays renders nothing and its loss terms are zero (still connected to the graph)
     vol = torch.zeros(1, 8, 4, 10, 10, requires_grad=True)
-    empty = dict(origins=torch.zeros(0, 3), directions=torch.zeros(0, 3), range=torch.zeros(0), rgb=torch.zeros(0, 3))
+    empty = RayBatch.create(torch.zeros(0, 3), torch.zeros(0, 3), range=torch.zeros(0), rgb=torch.zeros(0, 3))
     assert head.render(vol, empty)['range'].shape == (0, )
     losses = head.loss(vol, [empty])
     assert all(float(v) == 0.0 and v.requires_grad for v in losses.values())

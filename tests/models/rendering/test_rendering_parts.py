@@ -1,9 +1,8 @@
-"""The pieces of rendering on their own: ray batch, field opacities, compositor, along-ray sampler, old checkpoints."""
+"""The pieces of rendering on their own: ray batch, field opacities, compositor, along-ray sampler."""
 import math
 
 import pytest
 import torch
-from mmdet3d.registry import MODELS
 
 import clap_plugin  # noqa: F401  (registers the modules)
 from clap_plugin.models.rendering import (
@@ -42,13 +41,6 @@ def test_ray_batch_create_cat_to_len_and_indexing():
     assert c.to('cpu').origins.device.type == 'cpu'
     with pytest.raises(ValueError, match='at least one'):
         RayBatch.cat([])
-    # a mapping with the field names converts; missing geometry or unknown keys are named
-    m = RayBatch.from_mapping(dict(origins=a.origins, directions=a.directions, range=a.range))
-    assert m.range_mask.all() and not m.rgb_mask.any()
-    with pytest.raises(KeyError, match='origins'):
-        RayBatch.from_mapping(dict(directions=a.directions))
-    with pytest.raises(KeyError, match='near'):
-        RayBatch.from_mapping(dict(origins=a.origins, directions=a.directions, near=a.range))
 
 
 def test_field_alpha_matches_a_naive_reference_and_trains_the_sharpness():
@@ -121,14 +113,3 @@ def test_along_ray_sampler_concentrates_samples_at_the_surface():
     jittered = sampler(plane_sdf, o, d, near, far, perturb=True)
     assert not torch.equal(jittered, t) and torch.all(jittered[:, 1:] >= jittered[:, :-1])
 
-
-def test_checkpoints_of_the_head_before_the_field_owned_the_sharpness_load():
-    torch.manual_seed(0)
-    head = MODELS.build(dict(type='CLAPRenderingHead', in_channels=8))
-    old = {('mlps.' + k if k != 'sharpness_v' else k): v.clone() + 1.0
-           for k, v in ((k[len('field.'):], v) for k, v in head.state_dict().items())}
-    assert 'sharpness_v' in old and any(k.startswith('mlps.geo.') for k in old)
-    head.load_state_dict(old)
-    for key, value in head.state_dict().items():
-        old_key = 'sharpness_v' if key == 'field.sharpness_v' else 'mlps.' + key[len('field.'):]
-        assert torch.equal(value, old[old_key]), key

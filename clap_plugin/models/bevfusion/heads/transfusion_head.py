@@ -96,23 +96,7 @@ class CLAPTransFusionHead(BaseModule):
                  heatmap_prior_prob: Optional[float] = None,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
-        if not loss_cls.get('use_sigmoid', False):
-            raise ValueError('CLAPTransFusionHead needs a sigmoid classification loss: '
-                             'set loss_cls.use_sigmoid=True')
-        if train_cfg is not None:
-            missing = [k for k in _TRAIN_CFG_KEYS if k not in train_cfg]
-            if missing:
-                raise KeyError(f'CLAPTransFusionHead train_cfg lacks {missing}')
-        if bbox_coder is None:
-            raise ValueError('CLAPTransFusionHead needs a bbox_coder config')
-        if heatmap_prior_prob is not None:
-            if (isinstance(heatmap_prior_prob, bool) or not isinstance(heatmap_prior_prob, (int, float))
-                    or not 0.0 < float(heatmap_prior_prob) < 1.0):
-                raise ValueError(f'CLAPTransFusionHead heatmap_prior_prob must be None or in (0, 1), '
-                                 f'got {heatmap_prior_prob!r}')
-            if not (bias == 'auto' or bool(bias)):
-                raise ValueError(f'CLAPTransFusionHead heatmap_prior_prob needs a heatmap conv bias, but '
-                                 f'bias={bias!r}')
+        self._check_args(loss_cls, train_cfg, bbox_coder, heatmap_prior_prob, bias)
         self.heatmap_prior_prob = None if heatmap_prior_prob is None else float(heatmap_prior_prob)
         self.num_classes = num_classes
         self.num_proposals = num_proposals
@@ -157,6 +141,29 @@ class CLAPTransFusionHead(BaseModule):
         for m in self.modules():
             if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
                 m.momentum = bn_momentum
+
+    @staticmethod
+    def _check_args(loss_cls: dict, train_cfg: Optional[dict], bbox_coder: Optional[dict],
+                    heatmap_prior_prob: Optional[float], bias: Union[str, bool]) -> None:
+        """Refuse a configuration the head cannot train with, naming the argument."""
+        if not loss_cls.get('use_sigmoid', False):
+            raise ValueError('CLAPTransFusionHead needs a sigmoid classification loss: '
+                             'set loss_cls.use_sigmoid=True')
+        if train_cfg is not None:
+            missing = [k for k in _TRAIN_CFG_KEYS if k not in train_cfg]
+            if missing:
+                raise KeyError(f'CLAPTransFusionHead train_cfg lacks {missing}')
+        if bbox_coder is None:
+            raise ValueError('CLAPTransFusionHead needs a bbox_coder config')
+        if heatmap_prior_prob is None:
+            return
+        if (isinstance(heatmap_prior_prob, bool) or not isinstance(heatmap_prior_prob, (int, float))
+                or not 0.0 < float(heatmap_prior_prob) < 1.0):
+            raise ValueError(f'CLAPTransFusionHead heatmap_prior_prob must be None or in (0, 1), '
+                             f'got {heatmap_prior_prob!r}')
+        if not (bias == 'auto' or bool(bias)):
+            raise ValueError(f'CLAPTransFusionHead heatmap_prior_prob needs a heatmap conv bias, but '
+                             f'bias={bias!r}')
 
     # ------------------------------------------------------------------ init
     def _init_decoder(self) -> None:
