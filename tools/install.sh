@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
 PY="$VENV/bin/python"
 STAMP="$VENV/.clap_install_stamp"
-hash_inputs() { { cat requirements/*.txt setup.py tools/install.sh tools/install_plan.py; echo "${CLAP_DEVICE:-}"; } \
+hash_inputs() { { cat requirements/*.txt setup.py tools/install.sh tools/install_plan.py clap_plugin/utils/install_plan.py; echo "${CLAP_DEVICE:-}"; } \
   | sha256sum | cut -d' ' -f1; }
 
 # run "$@" with its output in $1 (a log file); print a progress line every PROGRESS_S seconds

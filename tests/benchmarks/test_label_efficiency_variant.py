@@ -48,7 +48,8 @@ def test_identity_variant_changes_nothing():
 
 def test_bench_variant_reaches_the_pretraining_config():
     cfg = apply_variant(Config.fromfile(PRETRAIN), VARIANTS['cpu-bench'])
-    assert cfg.model.rendering_head.point_cloud_range == pytest.approx([-32.4, -32.4, -5.0, 32.4, 32.4, 3.0])
+    # the rendering head and the masking read the range from the voxelisation (voxelize_cfg)
+    assert cfg.model.voxelize_cfg.point_cloud_range == pytest.approx([-32.4, -32.4, -5.0, 32.4, 32.4, 3.0])
     assert cfg.model.view_transform.image_size == [64, 192]
     assert [s['final_dim'] for s in _steps(cfg.train_dataloader.dataset.pipeline, 'CLAPImageAug3D')] == [[64, 192]]
 

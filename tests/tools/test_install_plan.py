@@ -12,13 +12,12 @@ from tests.helpers.paths import REPO
 
 
 def _load_install_plan():
-    """tools/install_plan.py runs before the package is installed (install.sh), so it stays a standalone file
-    outside clap_plugin; load it by path."""
-    spec = importlib.util.spec_from_file_location('install_plan', osp.join(REPO, 'tools', 'install_plan.py'))
-    module = importlib.util.module_from_spec(spec)
-    sys.modules['install_plan'] = module  # dataclasses resolve their module by name
-    spec.loader.exec_module(module)
-    return module
+    """tools/install_plan.py runs before the package is installed (install.sh): it loads
+    clap_plugin/utils/install_plan.py by path, without the package's __init__; load it the same way."""
+    spec = importlib.util.spec_from_file_location('install_plan_tool', osp.join(REPO, 'tools', 'install_plan.py'))
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    return tool.load()
 
 
 ip = _load_install_plan()
@@ -132,8 +131,8 @@ torch.cuda = types.SimpleNamespace(is_available=lambda: gpus > 0, device_count=l
                                    get_device_capability=lambda i: (9, 0))
 sys.modules['torch'] = torch
 sys.path.insert(0, sys.argv[4])
-import install_plan
-sys.exit(install_plan.main(['plan']))
+import install_plan  # tools/install_plan.py, the entry point install.sh runs
+sys.exit(install_plan.load().main(['plan']))
 '''
 
 
