@@ -124,6 +124,22 @@ def _records(out):
     return {f: os.stat(osp.join(folder, f)).st_mtime_ns for f in os.listdir(folder) if f.endswith('.json')}
 
 
+def _processes_mentioning(text: str) -> list:
+    """Command lines of the live processes that contain ``text``."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir('/proc')):
+        try:
+            with open(f'/proc/{pid}/cmdline', 'rb') as f:
+                line = f.read().replace(b'\0', b' ').decode(errors='replace')
+            with open(f'/proc/{pid}/stat') as f:
+                zombie = f.read().rsplit(')', 1)[1].split()[0] == 'Z'
+        except OSError:
+            continue
+        if text in line and not zombie:
+            found.append(line)
+    return found
+
+
 def test_smoke_run_survives_a_kill_and_resumes_without_redoing_jobs(synthetic_nus, tmp_path):
     out = str(tmp_path / 'le')
     cmd = [sys.executable, TOOL, '--smoke', '--out', out, '--data-root', synthetic_nus, '--no-progress']
@@ -140,6 +156,9 @@ def test_smoke_run_survives_a_kill_and_resumes_without_redoing_jobs(synthetic_nu
     assert proc.poll() is None, proc.stdout.read().decode()[-3000:]
     os.kill(proc.pid, signal.SIGTERM)  # the benchmark stops its running jobs too
     proc.wait(timeout=120)
+    time.sleep(1)
+    # ... with the training processes they started (nothing of the run goes on behind the resumed run)
+    assert not _processes_mentioning(out), _processes_mentioning(out)
     before = _records(out)
     assert 'data.json' in before and len(before) >= 2
     assert 'ladder.json' not in before or 'pretrain-clap.json' not in before  # really interrupted early

@@ -42,6 +42,7 @@ import os
 import os.path as osp
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -261,15 +262,24 @@ def run_pretext(job: Job, setting: Setting, paths: RunPaths, data: dict) -> dict
 RUNNING: 'set[subprocess.Popen]' = set()
 
 
+def _signal_job(proc: subprocess.Popen, sig: int) -> None:
+    """Send ``sig`` to a job's whole process group: the job process and the tool it runs (tools/train.py, ...)."""
+    try:
+        os.killpg(proc.pid, sig)
+    except ProcessLookupError:
+        pass
+
+
 def stop_children(signum, frame) -> None:
-    """On SIGTERM / SIGINT: stop the running jobs too (they would otherwise finish behind a restarted run)."""
+    """On SIGTERM / SIGINT: stop the running jobs, with the training processes they started (they would otherwise
+    finish behind a restarted run)."""
     for proc in list(RUNNING):
-        proc.terminate()
+        _signal_job(proc, signal.SIGTERM)
     for proc in list(RUNNING):
         try:
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
-            proc.kill()
+            _signal_job(proc, signal.SIGKILL)
     raise SystemExit(128 + signum)
 
 
@@ -297,7 +307,8 @@ def launcher(args, paths: RunPaths):
         os.makedirs(osp.dirname(paths.log(job.id)), exist_ok=True)
         env = dict(os.environ, OMP_NUM_THREADS='1')
         with open(paths.log(job.id), 'a') as log:
-            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+            # a process group of its own, so that a stop reaches the tool the job runs as well
+            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
             RUNNING.add(proc)
             try:
                 rc = proc.wait()
