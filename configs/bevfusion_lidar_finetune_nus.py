@@ -8,26 +8,13 @@
 # two-stage recipe; stage 2 is bevfusion_lidar-cam_finetune_nus.py from tools/compose_checkpoint.py
 # lidar-cam-stage (see README).
 _base_ = ['./bevfusion_lidar-cam_finetune_nus.py', './_base_/datasets/nus-3d_gt-sampling.py']
-from clap_plugin.datasets.lidar_only import lidar_only_pipeline  # noqa: E402
+from clap_plugin.datasets.lidar_only import lidar_only_settings  # noqa: E402
 
-input_modality = dict(use_lidar=True, use_camera=False)
-
-model = dict(img_backbone=None, img_neck=None, view_transform=None, fusion_layer=None)
-
-db_sampler = dict(
-    _base_.db_sampler,
-    data_root=_base_.data_root,
-    info_path=_base_.data_root + 'nuscenes_dbinfos_train.pkl',
-    classes=_base_.dataset_classes)
-train_pipeline = lidar_only_pipeline(_base_.train_pipeline, db_sampler)
-test_pipeline = lidar_only_pipeline(_base_.test_pipeline)
-
-train_dataloader = dict(
-    dataset=dict(dataset=dict(dataset=dict(pipeline=train_pipeline, modality=input_modality))))
-val_dataloader = dict(dataset=dict(pipeline=test_pipeline, modality=input_modality))
-test_dataloader = val_dataloader
-val_evaluator = dict(modality=input_modality)
-test_evaluator = val_evaluator
+# the model without its camera branch, LiDAR-only pipelines with GT sampling, LiDAR-only loaders and evaluators
+(input_modality, db_sampler, train_pipeline, test_pipeline, model, train_dataloader, val_dataloader, test_dataloader,
+ val_evaluator, test_evaluator) = lidar_only_settings(
+    _base_.train_pipeline, _base_.test_pipeline, _base_.db_sampler, _base_.data_root, _base_.dataset_classes,
+    _base_.train_dataloader, _base_.val_dataloader)
 
 gt_sampling_last_epochs = 5
 custom_hooks = [dict(type='CLAPDisableObjectSampleHook', disable_after_epoch=20 - gt_sampling_last_epochs)]

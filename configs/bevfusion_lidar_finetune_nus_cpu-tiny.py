@@ -5,25 +5,13 @@
 #   OMP_NUM_THREADS=1 python tools/train.py configs/bevfusion_lidar_finetune_nus_cpu-tiny.py \
 #       --cfg-options data_root=/tmp/nus/ [load_from=stage1_init.pth]
 _base_ = ['./bevfusion_lidar-cam_finetune_nus_cpu-tiny.py', './_base_/datasets/nus-3d_gt-sampling.py']
-from clap_plugin.datasets.lidar_only import lidar_only_pipeline  # noqa: E402
+from clap_plugin.datasets.lidar_only import lidar_only_settings  # noqa: E402
 
-input_modality = dict(use_lidar=True, use_camera=False)
-
-model = dict(img_backbone=None, img_neck=None, view_transform=None, fusion_layer=None)
-
-db_sampler = dict(
-    _base_.db_sampler,
-    data_root=_base_.data_root,
-    info_path=_base_.data_root + 'nuscenes_dbinfos_train.pkl',
-    classes=_base_.dataset_classes)
-train_pipeline = lidar_only_pipeline(_base_.train_pipeline, db_sampler)
-test_pipeline = lidar_only_pipeline(_base_.test_pipeline)
-
-train_dataloader = dict(dataset=dict(dataset=dict(pipeline=train_pipeline, modality=input_modality)))
-val_dataloader = dict(dataset=dict(pipeline=test_pipeline, modality=input_modality))
-test_dataloader = val_dataloader
-val_evaluator = dict(modality=input_modality)
-test_evaluator = val_evaluator
+# the LiDAR-only keys of bevfusion_lidar_finetune_nus.py, on the CPU-tiny lidar-cam base
+(input_modality, db_sampler, train_pipeline, test_pipeline, model, train_dataloader, val_dataloader, test_dataloader,
+ val_evaluator, test_evaluator) = lidar_only_settings(
+    _base_.train_pipeline, _base_.test_pipeline, _base_.db_sampler, _base_.data_root, _base_.dataset_classes,
+    _base_.train_dataloader, _base_.val_dataloader)
 
 # epochs, so that the GT-sampling switch-off applies: 2 epochs, the second without ObjectSample
 max_epochs = 2
