@@ -212,7 +212,7 @@ PRESETS: Dict[str, Setting] = dict(
     # own, 1-3 per class), 40 train scenes (80 samples, the pre-training pool of every arm) and 20 val scenes (40
     # samples), keyframe points only; the cpu-bench variant (64 x 192 images, +-32.4 m) for pre-training and
     # fine-tuning alike; EMA weights validated. Probe at 25 % and 50 % of the labels, full fine-tuning of the four
-    # key arms at 25 %, three seeds each (tools/benchmarks/label_efficiency.md gives the time it takes)
+    # key arms at 25 %, three seeds each (docs/benchmarks.md: what it measured so far and what it costs)
     default=Setting(scenes=60, samples_per_scene=2, sweeps=0, objects_per_class=(1, 3), val_scenes=20,
                     variant='cpu-bench', ema_momentum=0.01, ladder=(150, 300, 600), probe_iters=400,
                     probe_ladder=(100, 200, 400),
