@@ -206,6 +206,14 @@ def test_report_writes_the_json_beside_each_markdown(tmp_path):
         with open(path) as f:
             assert json.load(f) == expected
     assert tool.summary_path('tools/benchmarks/label_efficiency.md') == 'tools/benchmarks/label_efficiency.json'
+    # a report under another name gets its plot under that name; another report's plot beside it stays
+    other = tmp_path / 'docs' / 'label_efficiency_default.md'
+    before = (tmp_path / 'docs' / 'label_efficiency.png').read_bytes()
+    (tmp_path / 'docs' / 'label_efficiency.png').write_bytes(b'another report')
+    tool.write_report(paths, SETTING, 'cmd', str(other))
+    assert (tmp_path / 'docs' / 'label_efficiency.png').read_bytes() == b'another report'
+    assert (tmp_path / 'docs' / 'label_efficiency_default.png').read_bytes() == before
+    assert '](label_efficiency_default.png)' in other.read_text()
 
 
 def test_noise_verdict_says_within_or_outside_noise():

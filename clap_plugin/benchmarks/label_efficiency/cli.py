@@ -343,22 +343,25 @@ def write_report(paths: RunPaths, setting: Setting, command: str, md_path=None) 
     if have_plot:
         plot(cells, dict(probe=setting.probe_arms, finetune=setting.finetune_arms), setting.fractions, png,
              'full-size BEVFusion, nuScenes' if setting.paper else 'CPU-tiny BEVFusion, synthetic nuScenes')
-    text = render_markdown(setting, records, command, 'label_efficiency.png' if have_plot else None, wall)
     from .iteration_cost import COST_FILE, report_section
     cost = report_section(osp.join(paths.out, COST_FILE))
-    if cost:
-        text = text.rstrip('\n') + '\n\n' + '\n'.join(cost)
     summary = summary_json(setting, records)
     targets = [osp.join(paths.out, 'label_efficiency.md')] + ([md_path] if md_path else [])
     for md in targets:
+        # the plot goes beside each markdown file under the markdown's stem (another report's plot stays)
+        png_name = osp.splitext(osp.basename(md))[0] + '.png'
+        text = render_markdown(setting, records, command, png_name if have_plot else None, wall)
+        if cost:
+            text = text.rstrip('\n') + '\n\n' + '\n'.join(cost)
         write_json_atomic(summary_path(md), summary)
         os.makedirs(osp.dirname(osp.abspath(md)), exist_ok=True)
         tmp = md + '.tmp'
         with open(tmp, 'w') as f:
             f.write(text)
         os.replace(tmp, md)
-        if have_plot and osp.abspath(osp.dirname(md)) != osp.abspath(paths.out):
-            shutil.copyfile(png, osp.join(osp.dirname(md), 'label_efficiency.png'))
+        target_png = osp.join(osp.dirname(osp.abspath(md)), png_name)
+        if have_plot and osp.abspath(target_png) != osp.abspath(png):
+            shutil.copyfile(png, target_png)
     return text
 
 

@@ -168,7 +168,8 @@ def plot(cells_by_measure: Dict[str, Dict], arms: Dict[str, Sequence[str]], frac
         ax.set_title(titles[m])
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    fig.suptitle(f'Label efficiency of the pre-training arms ({models})')
+    # on two lines: a one-panel figure is narrower than the title on one line
+    fig.suptitle(f'Label efficiency of the pre-training arms\n({models})')
     fig.tight_layout()
     tmp = path + '.tmp.png'
     fig.savefig(tmp, dpi=110)
