@@ -45,7 +45,7 @@ def loading_times(ds_cfg, samples: int, repeats: int, cache_bytes: int) -> Tuple
     return ds, times
 
 
-def _time_module_forwards(model) -> Dict[str, List[float]]:
+def time_module_forwards(model) -> Dict[str, List[float]]:
     """Hooks on the detector's modules that record each forward's seconds (the list, filled as they run)."""
     forward: Dict[str, List[float]] = {m: [] for m in MODULES}
     for name in MODULES:
@@ -67,7 +67,7 @@ def training_iterations(cfg, ds, n: int, iters: int):
     model.init_weights()
     model.train()
     optim = build_optim_wrapper(model, cfg.optim_wrapper)
-    forward = _time_module_forwards(model)
+    forward = time_module_forwards(model)
     batches = [pseudo_collate([ds[(2 * k) % n], ds[(2 * k + 1) % n]]) for k in range(iters + 1)]
     full = []
     for k, batch in enumerate(batches):

@@ -152,7 +152,8 @@ def test_bench_variant_loads_smaller_images_and_the_keyframe_points_only(synthet
 
 
 def test_iteration_cost_compares_variants_side_by_side(synthetic_nus):
-    from clap_plugin.benchmarks.label_efficiency.iteration_cost import MODULES, measure, to_markdown
+    from clap_plugin.benchmarks.finetune_iteration import MODULES
+    from clap_plugin.benchmarks.label_efficiency.iteration_cost import measure, to_markdown
     costs = measure(FINETUNE, synthetic_nus + '/', 'v1.0-mini', steps=(VARIANTS['cpu-tiny'], VARIANTS['cpu-bench']),
                     samples=2, iters=1)
     assert [c.name for c in costs] == ['cpu-tiny', 'cpu-bench'] and costs[0].speedup == 1.0

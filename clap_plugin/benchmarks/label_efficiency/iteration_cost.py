@@ -13,10 +13,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Dict, List, Sequence
 
+from ..finetune_iteration import time_module_forwards
 from .variant import VARIANTS, ModelVariant
-
-MODULES = ('img_backbone', 'img_neck', 'view_transform', 'pts_voxel_encoder', 'pts_middle_encoder', 'fusion_layer',
-           'pts_backbone', 'pts_neck', 'bbox_head')
 
 STEPS: Sequence[ModelVariant] = (
     VARIANTS['cpu-tiny'],
@@ -36,7 +34,8 @@ class VariantCost:
     speedup: float = 1.0
 
 
-def _timed_model(cfg, forward: Dict[str, List[float]]):
+def _timed_model(cfg):
+    """The seeded model of ``cfg`` in train mode, the per-module forward times it records, and its optimizer."""
     import torch
     from mmdet3d.registry import MODELS
     from mmengine.optim import build_optim_wrapper
@@ -44,12 +43,7 @@ def _timed_model(cfg, forward: Dict[str, List[float]]):
     model = MODELS.build(copy.deepcopy(cfg.model))
     model.init_weights()
     model.train()
-    for name in MODULES:
-        mod = getattr(model, name)
-        mod.register_forward_pre_hook(lambda m, i, name=name: forward[name].append(-time.perf_counter()))
-        mod.register_forward_hook(
-            lambda m, i, o, name=name: forward[name].__setitem__(-1, forward[name][-1] + time.perf_counter()))
-    return model, build_optim_wrapper(model, cfg.optim_wrapper)
+    return model, time_module_forwards(model), build_optim_wrapper(model, cfg.optim_wrapper)
 
 
 def _train_dataset(cfg, data_root: str, version: str):
@@ -75,8 +69,7 @@ def measure(config: str, data_root: str, version: str, steps: Sequence[ModelVari
         cfg = apply_variant(Config.fromfile(config), v)
         ds = _train_dataset(cfg, data_root, version)
         loaded = [ds[i % len(ds)] for i in range(samples)]
-        forward: Dict[str, List[float]] = {m: [] for m in MODULES}
-        model, optim = _timed_model(cfg, forward)
+        model, forward, optim = _timed_model(cfg)
         runs.append(dict(variant=v, samples=loaded, model=model, optim=optim, forward=forward, times=[]))
     for k in range(iters + 1):
         for r in runs:

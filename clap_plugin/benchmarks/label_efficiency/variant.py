@@ -129,22 +129,11 @@ def write_variant_config(source: str, variant: ModelVariant, out: str,
                          options: Optional[Dict[str, Any]] = None) -> str:
     """Read the config ``source``, merge ``options`` (``--cfg-options`` style keys), apply the variant and dump
     the result to ``out`` (atomically). Returns ``out``."""
-    import os
-    import os.path as osp
-    import tempfile
+    from clap_plugin.utils.atomic_write import write_text_atomic
     cfg = Config.fromfile(source)
     if options:
         cfg.merge_from_dict(dict(options))
-    cfg = apply_variant(cfg, variant)
-    folder = osp.dirname(osp.abspath(out))
-    os.makedirs(folder, exist_ok=True)
-    # a temporary name of this writer's own: two jobs starting together may write the same config
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix='.' + osp.basename(out) + '.', suffix='.tmp.py')
-    os.close(fd)
-    try:
-        cfg.dump(tmp)
-        os.replace(tmp, out)
-    finally:
-        if osp.exists(tmp):
-            os.remove(tmp)
+    # what Config.dump writes for a .py file, through a temporary name of this writer's own (two jobs starting
+    # together may write the same config)
+    write_text_atomic(out, apply_variant(cfg, variant).pretty_text)
     return out
