@@ -55,7 +55,7 @@ from .curves import ladder_convergence
 from .dry_run import dry_run
 from .plan import Job, RunPaths, build_plan, by_id, fraction_tag, probe_id
 from .report import load_records, plot, render_markdown, summary_json
-from .scheduler import run_jobs
+from .scheduler import run_jobs, select_jobs
 from .setting import PRESETS, Setting
 
 # the entry point that every job's process runs (``--run-job``)
@@ -82,6 +82,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                    'config and model it uses; run and write nothing')
     p.add_argument('--max-jobs', type=int, help='run only the first N jobs not yet done, in launch order (data, '
                    'ceiling, ladder, teacher, pre-training, ...), then stop (resume later)')
+    p.add_argument('--jobs', nargs='+', metavar='PATTERN', help='run only the jobs whose id matches one of these '
+                   'shell patterns (e.g. "finetune-clap-*" "probe-*"; --dry-run lists the ids), with the jobs they '
+                   'need that are not done; the rest stays for a later run')
     p.add_argument('--md', help='also write the tables here (the plot and the JSON summary, same stem, go beside '
                    'it)')
     p.add_argument('--report-only', action='store_true', help='only rewrite the tables and plot from the records')
@@ -392,8 +395,13 @@ def main(argv=None) -> int:
     if not args.report_only:
         t0 = time.time()
         jobs = build_plan(setting)
-        finished, failed = run_jobs(jobs, is_done_fn(paths, setting), launcher(args, paths), workers,
-                                    args.max_jobs, progress=not args.no_progress)
+        is_done = is_done_fn(paths, setting)
+        try:
+            only = select_jobs(jobs, args.jobs, is_done) if args.jobs else None
+        except ValueError as err:
+            raise SystemExit(f'error: {err}') from err
+        finished, failed = run_jobs(jobs, is_done, launcher(args, paths), workers, args.max_jobs,
+                                    progress=not args.no_progress, only=only)
         inv = osp.join(paths.out, 'invocations.json')
         runs = json.load(open(inv)) if osp.isfile(inv) else []
         runs.append(dict(started=t0, seconds=time.time() - t0, workers=workers, jobs_run=len(finished),

@@ -544,9 +544,34 @@ def encoder_file(paths: RunPaths, arm: str) -> Optional[str]:
     return paths.encoders(arm if len(a.stages) > 1 else a.stages[0].name)
 
 
+def ladder_as_finetune(job: Job, ladder: Dict) -> Optional[Dict]:
+    """Scratch's fine-tune at the ladder's fraction and seed is the ladder's run up to the chosen rung (same
+    config, subset, seed and constant learning rate: a run of N iterations is the first N of a longer one, and the
+    validations along the way do not touch the training). Its record is read off the ladder's curve; None for any
+    other fine-tune, or a ladder record without that rung."""
+    if job.arm != 'scratch' or int(job.seed) != int(ladder['seed']) or \
+            abs(float(job.fraction) - float(ladder['fraction'])) > 1e-9:
+        return None
+    iters = int(ladder['iterations'])
+    rung = [c for c in ladder.get('curve', []) if int(c['step']) == iters]
+    if not rung:
+        return None
+    timing = {k: ladder[k] for k in ('sec_per_iter', 'data_sec') if k in ladder}
+    return dict(arm='scratch', fraction=float(job.fraction), seed=int(job.seed), iterations=iters,
+                unit=ladder.get('unit', 'iterations'), mAP=rung[0]['mAP'], NDS=rung[0]['NDS'], seconds=0.0,
+                from_ladder=True, **timing, labelled_objects=ladder.get('labelled_objects'))
+
+
 def run_finetune(job: Job, setting: Setting, paths: RunPaths, log: str, data: Dict,
                  launch: Optional[Launch] = None) -> Dict:
-    iters = int(read_record(paths, 'ladder')['iterations'])
+    ladder = read_record(paths, 'ladder')
+    reused = ladder_as_finetune(job, ladder)
+    if reused is not None:
+        with open(log, 'a') as f:
+            f.write(f'{job.id}: the ladder\'s run (seed {ladder["seed"]}, fraction {ladder["fraction"]}) at '
+                    f'{reused["iterations"]} {reused["unit"]}: mAP {reused["mAP"]:.4f}, NDS {reused["NDS"]:.4f}\n')
+        return reused
+    iters = int(ladder['iterations'])
     write_finetune_config(setting, paths)
     work = fresh_dir(paths.work(job.id))
     t0 = time.time()
