@@ -234,8 +234,8 @@ def test_paper_ladder_counts_epochs_and_the_report_says_so(monkeypatch, tmp_path
         json.dump(runners.run_ladder(by_id(build_plan(setting))['ladder'], setting, paths, str(tmp_path / 'log'),
                                      data, runners.Launch(2)), f)
     assert runners.read_record(paths, 'ladder')['stopped_by'] == 'ladder cap 20 epochs'
-    # a fine-tune reads the chosen epochs and validates once at its end
-    runners.run_finetune(by_id(build_plan(setting))['finetune-scratch-f0.05-s0'], setting, paths,
+    # a fine-tune reads the chosen epochs and validates once at its end (seed 1: scratch's seed 0 is the ladder's run)
+    runners.run_finetune(by_id(build_plan(setting))['finetune-scratch-f0.05-s1'], setting, paths,
                          str(tmp_path / 'log'), data, runners.Launch(2))
     assert (opts_of(calls[-1])['train_cfg.max_epochs'], opts_of(calls[-1])['train_cfg.val_interval']) == ('20', '20')
 
