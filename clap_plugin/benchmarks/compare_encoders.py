@@ -1,6 +1,7 @@
 """Frozen-encoder probe of encoder exports, side by side: only the CPU-tiny detector's ``bbox_head`` trains.
 
-Each ``--arm NAME=PATH`` (an empty PATH: random encoders) is loaded into
+Each ``--arm NAME=PATH`` (an empty PATH: random encoders; ``NAME=PATH@MOD,MOD``: only those top-level modules of
+the export, e.g. ``clap_camera=clap.pth@img_backbone,img_neck,view_transform``, the rest random) is loaded into
 configs/bevfusion_lidar-cam_finetune_nus_cpu-tiny.py, its fused BEV maps are computed once for the train and val
 samples (no augmentation), and a fresh head is trained per seed on ``--fraction`` of the train samples and
 scored with NuScenesMetric on the val split. The head reads the maps standardised per channel (a BatchNorm
@@ -49,23 +50,38 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def parse_arms(specs: List[str]) -> List[Tuple[str, Optional[str]]]:
-    """``NAME=PATH`` -> (name, path or None for random encoders); exits on a malformed spec or a missing file."""
+@dataclass(frozen=True)
+class ArmSpec:
+    """One ``--arm``: its name, the export (None: random encoders) and the modules to load (None: all)."""
+    name: str
+    path: Optional[str] = None
+    modules: Optional[Tuple[str, ...]] = None
+
+
+def parse_arms(specs: List[str]) -> List[ArmSpec]:
+    """``NAME=PATH[@MOD,MOD]`` -> :class:`ArmSpec`; exits on a malformed spec or a missing file."""
     arms = []
     for spec in specs:
         if '=' not in spec:
             raise SystemExit(f'error: --arm {spec!r}: expected NAME=PATH (PATH may be empty)')
         name, path = spec.split('=', 1)
+        modules = None
+        if '@' in path:
+            path, mods = path.rsplit('@', 1)
+            modules = tuple(m for m in mods.split(',') if m)
+            if not path or not modules:
+                raise SystemExit(f'error: --arm {spec!r}: expected NAME=PATH@MODULE[,MODULE...]')
         if path and not osp.isfile(path):
             raise SystemExit(f'error: --arm {name}: no file {path}')
-        arms.append((name, path or None))
+        arms.append(ArmSpec(name, path or None, modules))
     return arms
 
 
-def probe_arm(args: argparse.Namespace, name: str, path: Optional[str], root: str, version: str) -> ArmResult:
+def probe_arm(args: argparse.Namespace, arm: ArmSpec, root: str, version: str) -> ArmResult:
     """Probe one export with every seed; prints its feature scale and per-seed scores."""
     from clap_plugin.benchmarks.label_efficiency.frozen_probe import FrozenProbe
-    probe = FrozenProbe(args.config, root, version, path)
+    name = arm.name
+    probe = FrozenProbe(args.config, root, version, arm.path, modules=arm.modules)
     runs = [probe.run(args.fraction, s, args.iters, args.lr, normalize=not args.no_input_norm) for s in args.seeds]
     print(f'{name}: {probe.loaded} encoder tensors loaded; train features: per-channel std '
           f'{probe.scale.channel_std:.3g}, mean |f| {probe.scale.abs_mean:.3g}; ' + ', '.join(
@@ -82,7 +98,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     from mmdet3d.utils import register_all_modules
     register_all_modules(init_default_scope=True)
     import clap_plugin  # noqa: F401
-    rows = [probe_arm(args, name, path, root, version) for name, path in arms]
+    rows = [probe_arm(args, arm, root, version) for arm in arms]
     norm = 'raw maps (no input norm)' if args.no_input_norm else 'maps standardised per channel'
     print(f'\nfrozen-encoder probe: {len(args.seeds)} seeds, {rows[0].num_labelled} labelled samples, {args.iters} '
           f'head iterations, {norm}, val split of {root}')

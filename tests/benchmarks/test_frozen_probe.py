@@ -13,6 +13,7 @@ from clap_plugin.benchmarks.label_efficiency.frozen_probe import (
     ProbeHead,
     ProbeInputNorm,
     feature_scale,
+    load_encoders,
     train_head,
 )
 from tests.models.bevfusion.test_head_transfusion import small_head_cfg
@@ -128,3 +129,38 @@ def test_side_by_side_probe_says_whether_each_difference_is_within_noise(synthet
     out = capsys.readouterr().out
     # the same random encoders and seeds twice: a zero difference, within noise
     assert 'again - scratch: mAP difference +0.0000' in out and 'within noise' in out
+
+
+class TwoModules(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.img_backbone = nn.Linear(3, 2)
+        self.pts_middle_encoder = nn.Linear(4, 2)
+
+
+def test_load_encoders_loads_only_the_named_modules(tmp_path):
+    src = TwoModules()
+    path = str(tmp_path / 'export.pth')
+    torch.save(dict(state_dict=src.state_dict(), meta={}), path)
+    dst = TwoModules()
+    before = {k: v.clone() for k, v in dst.state_dict().items()}
+    assert load_encoders(dst, path, modules=['pts_middle_encoder']) == 2
+    for k, v in dst.state_dict().items():
+        expect = src.state_dict()[k] if k.startswith('pts_middle_encoder.') else before[k]
+        assert torch.equal(v, expect), k
+    assert load_encoders(TwoModules(), path) == 4
+    with pytest.raises(ValueError, match=r"no tensors of \['view_transform'\]"):
+        load_encoders(TwoModules(), path, modules=['view_transform'])
+
+
+def test_side_by_side_arm_specs_name_an_export_and_its_modules(tmp_path):
+    from clap_plugin.benchmarks.compare_encoders import ArmSpec, parse_arms
+    path = tmp_path / 'clap.pth'
+    path.write_bytes(b'x')
+    assert parse_arms(['scratch=', f'clap={path}', f'cam={path}@img_backbone,img_neck']) == [
+        ArmSpec('scratch'), ArmSpec('clap', str(path)), ArmSpec('cam', str(path), ('img_backbone', 'img_neck'))]
+    for bad in ('scratch', f'cam={path}@', 'cam=@img_neck'):
+        with pytest.raises(SystemExit, match='error: --arm'):
+            parse_arms([bad])
+    with pytest.raises(SystemExit, match='no file'):
+        parse_arms([f'x={tmp_path}/missing.pth@img_neck'])

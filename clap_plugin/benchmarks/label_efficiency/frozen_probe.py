@@ -73,10 +73,17 @@ def probe_config(config: str, data_root: str, version: str, cfg_options: Optiona
     return cfg
 
 
-def load_encoders(model: torch.nn.Module, path: str) -> int:
+def load_encoders(model: torch.nn.Module, path: str, modules: Optional[Sequence[str]] = None) -> int:
     """Load an encoder export into ``model`` as ``load_from`` does; every tensor must find its place.
-    Returns the number of tensors loaded."""
+    ``modules``: load only the tensors of these top-level modules (``img_backbone``, ``pts_middle_encoder``, ...),
+    the others keep their random init; each must be in the export. Returns the number of tensors loaded."""
     state, _ = read_state_dict(path)
+    if modules is not None:
+        present = {k.split('.', 1)[0] for k in state}
+        missing = [m for m in modules if m not in present]
+        if missing:
+            raise ValueError(f'{path}: no tensors of {missing} in the export (it has {sorted(present)})')
+        state = {k: v for k, v in state.items() if k.split('.', 1)[0] in set(modules)}
     own = model.state_dict()
     bad = [k for k, v in state.items() if k not in own or own[k].shape != v.shape]
     if bad:
@@ -252,14 +259,14 @@ class FrozenProbe:
 
     def __init__(self, config: str, data_root: str, version: str, encoders: Optional[str],
                  progress: Optional[Callable[[], None]] = None,
-                 cfg_options: Optional[Dict[str, Any]] = None) -> None:
+                 cfg_options: Optional[Dict[str, Any]] = None, modules: Optional[Sequence[str]] = None) -> None:
         from clap_plugin.datasets.label_fraction import label_fraction_indices
         self._indices = label_fraction_indices
         self.cfg = probe_config(config, data_root, version, cfg_options)
         torch.manual_seed(0)  # scratch's random encoders: the same for every probe
         self.model = MODELS.build(copy.deepcopy(self.cfg.model))
         self.model.init_weights()
-        self.loaded = load_encoders(self.model, encoders) if encoders else 0
+        self.loaded = load_encoders(self.model, encoders, modules) if encoders else 0
         for p in self.model.parameters():
             p.requires_grad_(False)
         t0 = time.time()
