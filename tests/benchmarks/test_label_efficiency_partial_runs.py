@@ -78,3 +78,20 @@ def test_other_fine_tunes_are_trained(arm, fraction, seed):
 def test_a_ladder_without_the_chosen_rung_is_not_reused():
     assert ladder_as_finetune(Job('f', 'finetune', arm='scratch', fraction=0.25, seed=0),
                               dict(LADDER, iterations=450)) is None
+
+
+def test_time_section_counts_each_job_once():
+    from clap_plugin.benchmarks.label_efficiency.report import timing_lines
+    records = {
+        'ladder': dict(LADDER, seconds=900.0),
+        'finetune-scratch-f0.25-s0': dict(ladder_as_finetune(
+            Job('f', 'finetune', arm='scratch', fraction=0.25, seed=0), LADDER)),
+        'finetune-clap-f0.25-s0': dict(seconds=600.0, sec_per_iter=0.5, data_sec=0.1),
+        'probe-clap': dict(seconds=300.0, feature_seconds=30.0),  # its job time covers its two runs below
+        'probe-clap-f0.25-s0': dict(fraction=0.25, seconds=100.0, sec_per_iter=0.1),
+        'probe-clap-f0.25-s1': dict(fraction=0.25, seconds=100.0, sec_per_iter=0.1),
+    }
+    text = '\n'.join(timing_lines(records, None))
+    assert 'Sum of the job times: 30.0 min' in text  # 900 + 0 + 600 + 300 s
+    # the ladder and the CLAP fine-tune: (1.5 + 0.5) / 2, not counting the ladder twice
+    assert 'iteration (batch 2, images cached after the first read): 1.00 s' in text and 'over 2 runs' in text

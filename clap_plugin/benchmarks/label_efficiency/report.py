@@ -379,7 +379,9 @@ def summary_json(setting: Setting, records: Dict[str, Dict]) -> Dict:
 
 
 def timing_lines(records: Dict[str, Dict], wall: Optional[Dict], paper: bool = False) -> List[str]:
-    fine = [r for k, r in records.items() if k.startswith('finetune-') or k in ('ladder', CEILING)]
+    # a fine-tune read off the ladder's run is not a run of its own
+    fine = [r for k, r in records.items()
+            if (k.startswith('finetune-') and not r.get('from_ladder')) or k in ('ladder', CEILING)]
     probes = [r for k, r in records.items() if k.startswith('probe-') and 'fraction' in r]
     feats = [r for k, r in records.items() if k.startswith('probe-') and 'feature_seconds' in r]
     lines = ['## Time', '']
@@ -395,7 +397,9 @@ def timing_lines(records: Dict[str, Dict], wall: Optional[Dict], paper: bool = F
                          'iteration (same runs).')
     if feats:
         lines.append(f'- Feature caching per arm: {mean_std([r["feature_seconds"] for r in feats])[0]:.0f} s.')
-    total = sum(r.get('seconds', 0.0) for r in records.values() if isinstance(r, dict))
+    # one record per job: a probe's per-(fraction, seed) records are inside its job's time
+    total = sum(r.get('seconds', 0.0) for k, r in records.items()
+                if isinstance(r, dict) and not (k.startswith('probe-') and 'fraction' in r))
     lines.append(f'- Sum of the job times: {total / 60:.1f} min.')
     if wall:
         lines.append(f'- Wall time of the invocations that produced the records: {wall["minutes"]:.1f} min in all '
