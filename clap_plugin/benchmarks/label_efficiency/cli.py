@@ -345,7 +345,9 @@ def write_report(paths: RunPaths, setting: Setting, command: str, md_path=None) 
     have_plot = any(cells.values())
     if have_plot:
         plot(cells, dict(probe=setting.probe_arms, finetune=setting.finetune_arms), setting.fractions, png,
-             'full-size BEVFusion, nuScenes' if setting.paper else 'CPU-tiny BEVFusion, synthetic nuScenes')
+             'full-size BEVFusion, nuScenes' if setting.paper else
+             'CPU-tiny BEVFusion, synthetic nuScenes' if setting.variant == 'cpu-tiny' else
+             f'CPU-tiny BEVFusion, {setting.variant} variant, synthetic nuScenes')
     from .iteration_cost import COST_FILE, report_section
     cost = report_section(osp.join(paths.out, COST_FILE))
     summary = summary_json(setting, records)

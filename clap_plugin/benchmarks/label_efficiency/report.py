@@ -146,9 +146,11 @@ def plot(cells_by_measure: Dict[str, Dict], arms: Dict[str, Sequence[str]], frac
     titles = dict(probe='frozen encoders, bbox_head trained', finetune='full fine-tuning')
     for ax, m in zip(axes[0], measures):
         cells = cells_by_measure[m]
+        # the panel's own fractions: a measure run at one fraction gets an axis around it, not the other panel's
+        present = [float(f) for f in fractions if any(c[1] == float(f) for c in cells)] or list(fractions)
         for i, arm in enumerate(arms[m]):
             xs, ys, es = [], [], []
-            for f in fractions:
+            for f in present:
                 c = cells.get((arm, float(f)))
                 if c:
                     mu, sd = mean_std(c['mAP'])
@@ -161,8 +163,10 @@ def plot(cells_by_measure: Dict[str, Dict], arms: Dict[str, Sequence[str]], frac
                             color=arm_color(arm))
         ax.set_xscale('log')
         ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
-        ax.set_xticks([100 * f for f in fractions])
-        ax.set_xticklabels([f'{100 * f:g}%' for f in fractions])
+        ax.set_xticks([100 * f for f in present])
+        ax.set_xticklabels([f'{100 * f:g}%' for f in present])
+        lo, hi = 100 * min(present), 100 * max(present)
+        ax.set_xlim(lo / 1.25, hi * 1.25)  # room for the arms' side-by-side offsets at either end
         ax.set_xlabel('labelled share of the train samples')
         ax.set_ylabel('val mAP (NuScenesMetric), mean ± std over seeds')
         ax.set_title(titles[m])
