@@ -17,6 +17,7 @@ from clap_plugin.benchmarks.label_efficiency.curves import (
     saturates,
 )
 from clap_plugin.benchmarks.label_efficiency.plan import Job, RunPaths, build_plan, by_id
+from clap_plugin.benchmarks.label_efficiency.jobs import choose_iterations
 from clap_plugin.benchmarks.label_efficiency.scheduler import run_jobs
 
 
@@ -70,8 +71,46 @@ def test_ladder_converges_when_its_last_rung_gains_less_than_five_percent():
     c[1]['mAP'] = 0.0  # from 0 the gain is undefined: not converged
     assert ladder_convergence(c, (20, 40, 80)).last_gain is None
     assert not ladder_convergence(c, (20, 40, 80)).saturated
+    rising = [dict(step=20, mAP=0.01, NDS=0), dict(step=40, mAP=0.10, NDS=0)]
+    with pytest.raises(ValueError, match='expected'):  # rung 80 is missing and nothing had saturated
+        ladder_convergence(rising, (20, 40, 80))
+
+
+def test_ladder_stopped_at_saturation_counts_its_validated_rungs():
+    """A ladder that the stop hook ended at the first saturating rung has validated only the rungs up to it."""
+    stopped = [dict(step=100, mAP=0.1, NDS=0), dict(step=200, mAP=0.3, NDS=0), dict(step=300, mAP=0.31, NDS=0)]
+    ladder = (100, 200, 300, 400, 500)
+    conv = ladder_convergence(stopped, ladder)
+    assert conv.saturated and conv.last_gain == pytest.approx(0.01 / 0.3) and conv.stopped_by is None
+    assert choose_iterations(stopped, ladder) == dict(iterations=300, at_cap=False)
+    stopped[-1]['mAP'] = 0.29  # a drop saturates too; the best validated rung is then the one before
+    assert choose_iterations(stopped, ladder) == dict(iterations=200, at_cap=False)
+    with pytest.raises(ValueError, match='expected'):  # a gap: rung 200 missing
+        ladder_convergence([stopped[0], stopped[2]], ladder)
+    # a ladder that had saturated earlier would have stopped there: rungs after it mean another ladder
     with pytest.raises(ValueError, match='expected'):
-        ladder_convergence(c[:2], (20, 40, 80))
+        ladder_convergence([dict(step=100, mAP=0.3, NDS=0), dict(step=200, mAP=0.3, NDS=0),
+                            dict(step=300, mAP=0.3, NDS=0)], ladder)
+
+
+def test_saturation_stop_hook_ends_training_at_the_first_saturating_rung():
+    from types import SimpleNamespace
+
+    from clap_plugin.engine.hooks import SaturationStopHook
+    from clap_plugin.engine.hooks.saturation_stop_hook import NUSCENES_MAP
+    hook = SaturationStopHook(rungs=[100, 200, 300, 400])
+    runner = SimpleNamespace(iter=0, train_loop=SimpleNamespace(stop_training=False))
+    for it, value, stop in ((50, 0.9, False),  # not a rung: ignored
+                            (100, 0.0, False), (200, 0.2, False),  # from 0 nothing saturates
+                            (300, 0.3, False), (400, 0.31, True)):
+        runner.iter = it
+        hook.after_val_epoch(runner, {NUSCENES_MAP: value})
+        assert runner.train_loop.stop_training is stop, it
+    with pytest.raises(KeyError, match='mAP'):
+        hook.after_val_epoch(SimpleNamespace(iter=100), {'other': 1.0})
+    for bad in (dict(rungs=[200, 100]), dict(rungs=[100], gain=0)):
+        with pytest.raises(ValueError, match='SaturationStopHook'):
+            SaturationStopHook(**bad)
 
 
 # ----------------------------------------------------------------------------- records of the training jobs

@@ -41,6 +41,68 @@ def test_bench_variant_rewrites_every_size_and_range_of_the_finetune_config():
     assert cfg.val_evaluator.max_range == pytest.approx(32.4)
 
 
+def test_fast_variant_makes_every_voxel_and_bev_cell_twice_as_large():
+    cfg = apply_variant(Config.fromfile(FINETUNE), VARIANTS['cpu-fast'])
+    m = cfg.model
+    pcr = [-33.6, -33.6, -5.0, 33.6, 33.6, 3.0]
+    assert m.voxelize_cfg.point_cloud_range == pytest.approx(pcr)
+    assert m.voxelize_cfg.voxel_size == pytest.approx([0.3, 0.3, 0.2])  # height kept
+    assert m.pts_middle_encoder.sparse_shape == [224, 224, 41]  # 67.2 m / 0.3 m
+    for c in (m.bbox_head.train_cfg, m.bbox_head.test_cfg):
+        assert c.grid_size == [224, 224, 41] and c.voxel_size[:2] == pytest.approx([0.3, 0.3])
+    assert m.bbox_head.bbox_coder.voxel_size == pytest.approx([0.3, 0.3])
+    assert m.view_transform.xbound == pytest.approx([-33.6, 33.6, 1.2])  # 56 cells, 28 after the 2x downsample
+    # the set is generated at 400 x 225: the resize to the same crop is 4x that of a 1600-wide image
+    test_aug = _steps(cfg.val_dataloader.dataset.pipeline, 'CLAPImageAug3D')[0]
+    assert test_aug['resize_lim'] == pytest.approx([0.24 * 192 / 352 * 4] * 2)
+    assert cfg.val_evaluator.max_range == pytest.approx(33.6)
+
+
+def test_fast_variant_lidar_and_camera_maps_meet_on_one_grid(synthetic_nus):
+    """The LiDAR BEV (sparse encoder, 8x down) and the camera BEV (LSS, 2x down) of the coarser variant have the
+    same 28 x 28 cells, so the fuser concatenates them and the head's targets use that grid."""
+    import torch
+    from mmdet3d.registry import MODELS
+    from mmdet3d.utils import register_all_modules
+    from mmengine.dataset import pseudo_collate
+
+    from clap_plugin.benchmarks.label_efficiency.iteration_cost import _train_dataset
+    register_all_modules(init_default_scope=True)
+    import clap_plugin  # noqa: F401
+    cfg = apply_variant(Config.fromfile(FINETUNE), VARIANTS['cpu-fast'])
+    sample = _train_dataset(cfg, synthetic_nus + '/', 'v1.0-mini')[0]
+    assert tuple(sample['inputs']['img'].shape[-2:]) == (64, 192)
+    torch.manual_seed(0)
+    model = MODELS.build(cfg.model)
+    model.train()
+    data = model.data_preprocessor(pseudo_collate([sample]), True)
+    feats = model.extract_feat(data['inputs'], [s.metainfo for s in data['data_samples']])
+    assert tuple(feats[0].shape[-2:]) == (28, 28)
+    losses = model.loss(data['inputs'], data['data_samples'])
+    assert all(torch.isfinite(v).all() for k, v in losses.items() if k.startswith('loss'))
+
+
+def test_fast_variant_generates_its_set_at_its_image_size(tmp_path):
+    setting = Setting(variant='cpu-fast')
+    generate, _ = runners.data_commands(setting, RunPaths(str(tmp_path)))
+    i = generate.index('--image-size')
+    assert generate[i + 1:i + 3] == [400, 225]
+    assert '--image-size' not in runners.data_commands(Setting(variant='cpu-bench'), RunPaths(str(tmp_path)))[0]
+
+
+def test_reused_set_of_another_image_size_is_refused(tmp_path):
+    import cv2
+    import numpy as np
+    root = tmp_path / 'nus'
+    (root / 'samples' / 'CAM_FRONT').mkdir(parents=True)
+    for name in runners.INFO_FILES:
+        (root / name).write_bytes(b'')
+    cv2.imwrite(str(root / 'samples' / 'CAM_FRONT' / 'a.jpg'), np.zeros((900, 1600, 3), np.uint8))
+    problems = runners.data_problems(Setting(variant='cpu-fast'), str(root))
+    assert len(problems) == 1 and '1600 x 900' in problems[0] and '400 x 225' in problems[0]
+    assert runners.data_problems(Setting(variant='cpu-bench'), str(root)) == []
+
+
 def test_identity_variant_changes_nothing():
     cfg = Config.fromfile(FINETUNE)
     assert apply_variant(cfg, VARIANTS['cpu-tiny']).to_dict() == cfg.to_dict()
@@ -64,11 +126,12 @@ def test_variant_keeps_every_parameter_shape():
     import clap_plugin  # noqa: F401
     base = Config.fromfile(FINETUNE)
     shapes = [{k: tuple(v.shape) for k, v in MODELS.build(c.model).state_dict().items()}
-              for c in (base, apply_variant(base, VARIANTS['cpu-bench']))]
-    assert set(shapes[0]) == set(shapes[1])
-    changed = sorted(k for k in shapes[0] if shapes[0][k] != shapes[1][k])
-    assert changed == ['view_transform.frustum']
-    assert shapes[1]['view_transform.frustum'] == (59, 8, 24, 3)
+              for c in (base, apply_variant(base, VARIANTS['cpu-bench']), apply_variant(base, VARIANTS['cpu-fast']))]
+    for other in shapes[1:]:
+        assert set(shapes[0]) == set(other)
+        changed = sorted(k for k in shapes[0] if shapes[0][k] != other[k])
+        assert changed == ['view_transform.frustum']
+        assert other['view_transform.frustum'] == (59, 8, 24, 3)
 
 
 def test_variant_validation_names_the_bad_value():
@@ -76,6 +139,10 @@ def test_variant_validation_names_the_bad_value():
         ModelVariant('odd', image_size=(64, 180)).validate()
     with pytest.raises(ValueError, match='1.2 m BEV cells'):
         ModelVariant('odd', half_extent=31.0).validate()
+    with pytest.raises(ValueError, match='2.4 m BEV cells'):  # 27 cells: SECOND's stride 2 needs an even count
+        ModelVariant('odd', half_extent=32.4, cell_scale=2).validate()
+    with pytest.raises(ValueError, match='16:9'):
+        ModelVariant('odd', source_size=(400, 300)).validate()
     with pytest.raises(ValueError, match='unknown model variant'):
         Setting(variant='huge').validate()
 
@@ -120,7 +187,7 @@ def test_finetune_fractions_limit_the_finetune_jobs_not_the_probe():
 def test_default_preset_is_cheap_and_diverse():
     d = PRESETS['default']
     d.validate()
-    assert d.variant == 'cpu-bench' and d.ema_momentum is not None
+    assert d.variant == 'cpu-fast' and d.ema_momentum is not None
     assert min(d.fractions) <= 0.25 and len(d.fractions) >= 2 and len(d.seeds) >= 3
     assert d.train_scenes * d.samples_per_scene >= 4 * d.samples_per_scene * 10  # many distinct scenes
     assert d.val_scene_count * d.samples_per_scene >= 40

@@ -10,6 +10,8 @@ converged either. A curve that never saturates was stopped by its cap, which the
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence
 
+from clap_plugin.engine.hooks.saturation_stop_hook import saturates as _saturates
+
 SATURATION_GAIN = 0.05  # relative val mAP gain below which the next validation counts as no progress
 
 
@@ -20,8 +22,9 @@ def relative_gain(before: float, after: float) -> Optional[float]:
 
 def saturates(before: float, after: float, gain: float = SATURATION_GAIN) -> bool:
     """True when going from mAP ``before`` to ``after`` improves it by less than ``gain`` relative
-    (never from ``before`` = 0)."""
-    return before > 0 and after - before < gain * before
+    (never from ``before`` = 0); the rule the ladder's :class:`~clap_plugin.engine.hooks.SaturationStopHook`
+    stops on."""
+    return _saturates(before, after, gain)
 
 
 def saturated_at(curve: Sequence[Dict], gain: float = SATURATION_GAIN) -> Optional[int]:
@@ -44,14 +47,29 @@ class LadderConvergence:
     stopped_by: Optional[str]
 
 
+def ladder_rungs(curve: Sequence[Dict], ladder: Sequence[int], gain: float = SATURATION_GAIN) -> List[Dict]:
+    """The curve's validations at the ladder's rungs, in order: every rung, or the rungs up to the first one that
+    saturated the curve (a ladder stopped there by :class:`~clap_plugin.engine.hooks.SaturationStopHook`).
+    Raises ValueError when rungs are missing otherwise (a run that died, or a curve of another ladder)."""
+    by_step = {int(c['step']): c for c in curve}
+    rungs = [by_step[s] for s in ladder if s in by_step]
+    steps = [int(c['step']) for c in rungs]
+    complete = steps == list(ladder)
+    stopped = (steps == list(ladder[:len(steps)]) and len(steps) >= 2
+               and saturates(float(rungs[-2]['mAP']), float(rungs[-1]['mAP']), gain)
+               and not any(saturates(float(a['mAP']), float(b['mAP']), gain) for a, b in zip(rungs[:-2], rungs[1:-1])))
+    if not (complete or stopped):
+        raise ValueError(f'ladder validations at {sorted(by_step)}, expected {list(ladder)} (or the rungs up to the '
+                         'first that saturated)')
+    return rungs
+
+
 def ladder_convergence(curve: Sequence[Dict], ladder: Sequence[int], gain: float = SATURATION_GAIN,
                        unit: str = 'iterations') -> LadderConvergence:
-    """The 5 % rule on the ladder's last two rungs (other validations of the curve are ignored); ``unit`` names
-    what the rungs count in ``stopped_by`` (epochs under the paper protocol)."""
-    by_step = {int(c['step']): float(c['mAP']) for c in curve}
-    rungs = [by_step[s] for s in ladder if s in by_step]
-    if len(rungs) != len(ladder):
-        raise ValueError(f'ladder validations at {sorted(by_step)}, expected {list(ladder)}')
+    """The 5 % rule on the ladder's last two validated rungs (other validations of the curve are ignored; a
+    ladder stopped at saturation has validated only the rungs up to it); ``unit`` names what the rungs count in
+    ``stopped_by`` (epochs under the paper protocol)."""
+    rungs = [float(c['mAP']) for c in ladder_rungs(curve, ladder, gain)]
     if len(rungs) < 2:
         return LadderConvergence(False, None, f'ladder cap {ladder[-1]} {unit} (a single rung)')
     ok = saturates(rungs[-2], rungs[-1], gain)

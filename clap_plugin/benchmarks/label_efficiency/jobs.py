@@ -20,7 +20,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 from mmengine.config import Config
 
 from .arms import ARMS, FINETUNE_CONFIG, finetune_config
-from .curves import ceiling_summary, ladder_convergence
+from .curves import SATURATION_GAIN, ceiling_summary, ladder_convergence, ladder_rungs
 from .plan import Job, RunPaths, encoder_job, fraction_tag
 from .setting import Setting
 from .variant import apply_variant, get_variant, write_variant_config
@@ -198,7 +198,26 @@ def data_problems(setting: Setting, data_root: str) -> List[str]:
                if not osp.isfile(osp.join(data_root, name))]
     if setting.paper and not osp.isdir(osp.join(data_root, 'v1.0-trainval')):
         missing.append('v1.0-trainval/ is missing (the paper protocol trains and evaluates on v1.0-trainval)')
+    source = None if setting.paper else get_variant(setting.variant).source_size
+    if source is not None:
+        size = camera_image_size(data_root)
+        if size is not None and tuple(size) != tuple(source):
+            missing.append(f'its camera images are {size[0]} x {size[1]}, the variant {setting.variant} expects '
+                           f'{source[0]} x {source[1]} (tools/create_synthetic_nuscenes.py --image-size)')
     return missing
+
+
+def camera_image_size(data_root: str) -> Optional[Tuple[int, int]]:
+    """(W, H) of the first front-camera image under ``data_root/samples/CAM_FRONT`` (None if there is none)."""
+    import cv2
+    folder = osp.join(data_root, 'samples', 'CAM_FRONT')
+    names = sorted(os.listdir(folder)) if osp.isdir(folder) else []
+    if not names:
+        return None
+    img = cv2.imread(osp.join(folder, names[0]), cv2.IMREAD_UNCHANGED)
+    if img is None:
+        raise JobError(f'{osp.join(folder, names[0])}: not an image that OpenCV can read')
+    return int(img.shape[1]), int(img.shape[0])
 
 
 def data_commands(setting: Setting, paths: RunPaths) -> List[List[str]]:
@@ -209,6 +228,9 @@ def data_commands(setting: Setting, paths: RunPaths) -> List[List[str]]:
                 setting.scenes, '--samples-per-scene', setting.samples_per_scene, '--seed', setting.data_seed,
                 '--sweeps', setting.sweeps, '--objects-per-class', lo, hi, '--no-progress'] + (
                     [] if setting.val_scenes is None else ['--val-scenes', setting.val_scenes])
+    source = get_variant(setting.variant).source_size
+    if source is not None:  # the camera images at the size the variant's augmentation expects
+        generate += ['--image-size', source[0], source[1]]
     convert = ['tools/create_data.py', 'nuscenes', '--root-path', root, '--out-dir', root, '--extra-tag',
                'nuscenes', '--version', version, '--max-sweeps', 10]
     return [generate, convert]
@@ -355,6 +377,32 @@ def write_finetune_config(setting: Setting, paths: RunPaths) -> str:
     return write_variant_config(source, get_variant(setting.variant), out, options)
 
 
+def ladder_run_config(setting: Setting, paths: RunPaths) -> str:
+    """The ladder's config: :func:`finetune_run_config`, or when the run writes its configs a copy of it under
+    ``OUT/configs/ladder.py`` with a :class:`~clap_plugin.engine.hooks.SaturationStopHook` on the ladder's rungs."""
+    if not writes_configs(setting):
+        return finetune_config(setting.protocol)
+    return osp.join(paths.out, 'configs', 'ladder.py')
+
+
+def saturation_stop_hook(setting: Setting) -> Dict:
+    """The hook that ends the ladder at the first rung improving val mAP by less than 5 % relative."""
+    return dict(type='SaturationStopHook', rungs=[int(r) for r in setting.ladder], gain=SATURATION_GAIN)
+
+
+def write_ladder_config(setting: Setting, paths: RunPaths) -> str:
+    """Write :func:`ladder_run_config` (the fine-tune config of the run plus the stop hook) if the run writes its
+    configs; returns its path either way."""
+    out = ladder_run_config(setting, paths)
+    if out == finetune_config(setting.protocol):
+        return out
+    finetune = Config.fromfile(write_finetune_config(setting, paths))
+    finetune.custom_hooks = list(finetune.get('custom_hooks', [])) + [saturation_stop_hook(setting)]
+    from clap_plugin.utils.atomic_write import write_text_atomic
+    write_text_atomic(out, finetune.pretty_text)
+    return out
+
+
 def pretrain_command(job: Job, setting: Setting, paths: RunPaths, data: Dict, launch: Launch) -> List[str]:
     """The tool arguments of a stage's pre-training (``setting.pretrain_epochs`` epochs, seed 0)."""
     stage = stage_of(job)
@@ -461,10 +509,11 @@ def paper_finetune_options(setting: Setting, data: Dict, fraction: float, seed: 
 
 
 def ladder_command(job: Job, setting: Setting, paths: RunPaths, data: Dict, launch: Launch) -> List[str]:
-    """Scratch's ladder: one run to the longest rung, validated every gcd of the rungs."""
+    """Scratch's ladder: one run to the longest rung, validated every gcd of the rungs; when the run writes its
+    configs, its own copy stops the run at the first rung that saturates the curve (:func:`write_ladder_config`)."""
     ladder = list(setting.ladder)
     interval = math.gcd(*ladder) if len(ladder) > 1 else ladder[0]
-    return launch.train(finetune_run_config(setting, paths), paths.work(job.id), finetune_options(
+    return launch.train(ladder_run_config(setting, paths), paths.work(job.id), finetune_options(
         setting, data, job.fraction, job.seed, ladder[-1], interval, None))
 
 
@@ -482,18 +531,20 @@ def finetune_command(job: Job, setting: Setting, paths: RunPaths, data: Dict, la
 
 
 def choose_iterations(curve: List[Dict], ladder: Sequence[int]) -> Dict:
-    """The ladder rung where scratch's val mAP is highest (the first of equals); ``at_cap`` when that is the
-    longest rung (scratch was still improving: the ladder should go further)."""
-    rungs = [c for c in curve if c['step'] in set(ladder)]
-    if len(rungs) != len(ladder):
-        raise JobError(f'ladder validations at {[c["step"] for c in curve]}, expected {list(ladder)}')
+    """The validated ladder rung where scratch's val mAP is highest (the first of equals; a ladder stopped at
+    saturation validated the rungs up to it, :func:`.curves.ladder_rungs`); ``at_cap`` when that is the longest
+    rung (scratch was still improving: the ladder should go further)."""
+    try:
+        rungs = ladder_rungs(curve, ladder)
+    except ValueError as err:
+        raise JobError(str(err)) from err
     best = max(rungs, key=lambda c: (c['mAP'], -c['step']))
     return dict(iterations=best['step'], at_cap=best['step'] == max(ladder))
 
 
 def run_ladder(job: Job, setting: Setting, paths: RunPaths, log: str, data: Dict,
                launch: Optional[Launch] = None) -> Dict:
-    write_finetune_config(setting, paths)
+    write_ladder_config(setting, paths)
     work = fresh_dir(paths.work(job.id))
     ladder = list(setting.ladder)
     t0 = time.time()
