@@ -238,3 +238,31 @@ def test_configs_written_by_two_jobs_at_once_do_not_collide(tmp_path):
     assert set(written) == {osp.join(str(tmp_path), 'configs', 'finetune.py')}
     assert Config.fromfile(written[0]).model.view_transform.image_size == [64, 192]
     assert sorted(p.name for p in (tmp_path / 'configs').iterdir()) == ['finetune.py']  # no temporary left
+
+
+def test_dry_run_of_a_fresh_variant_run_builds_the_configs_it_will_write(tmp_path):
+    """A run under a model variant reads configs it writes under OUT/configs; a dry run on a fresh directory builds
+    stand-ins made by the same writers and still writes nothing."""
+    from clap_plugin.benchmarks.label_efficiency.dry_run import dry_run
+    printed = []
+    setting = Setting(variant='cpu-fast', ema_momentum=0.01, ladder=(200, 400), fractions=(0.25, ), seeds=(0, ),
+                      probe_arms=('scratch', ), finetune_arms=('scratch', 'clap'))
+    out = tmp_path / 'fresh'
+    assert dry_run(setting, RunPaths(str(out)), None, runners.Launch(), build_models=False,
+                   out=printed.append) == 0, '\n'.join(printed)
+    text = '\n'.join(printed)
+    assert f'{osp.relpath(str(out), ROOT)}/configs/ladder.py: 1 (ladder)' in text
+    assert 'configs/clap.py: 1 (pretrain-clap)' in text
+    assert not out.exists()
+
+
+def test_ladder_config_adds_the_stop_hook_to_the_finetune_config(tmp_path):
+    setting = Setting(variant='cpu-fast', ema_momentum=0.01, ladder=(200, 400, 600))
+    paths = RunPaths(str(tmp_path))
+    cfg = Config.fromfile(runners.write_ladder_config(setting, paths))
+    finetune = Config.fromfile(runners.finetune_run_config(setting, paths))
+    assert cfg.custom_hooks[:-1] == finetune.custom_hooks
+    assert cfg.custom_hooks[-1] == dict(type='SaturationStopHook', rungs=[200, 400, 600], gain=0.05)
+    assert cfg.model.pts_middle_encoder.sparse_shape == [224, 224, 41]
+    # a run without configs of its own keeps the repository's config (and no stop)
+    assert runners.write_ladder_config(Setting(), paths) == runners.FINETUNE_CONFIG

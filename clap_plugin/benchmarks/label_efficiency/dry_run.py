@@ -13,6 +13,7 @@ data exists is still a valid dry run.
 import json
 import os.path as osp
 import shlex
+import tempfile
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Sequence
@@ -166,10 +167,26 @@ def _teacher_for_build(model: dict, teacher_checkpoint: Optional[str], report: B
     return model
 
 
+def shadow_configs(lines: Sequence[JobLine], setting: Setting, paths: RunPaths, folder: str) -> Dict[str, str]:
+    """The configs a run writes under ``OUT/configs`` (a model variant, EMA validation) that do not exist yet,
+    written by the runners' own writers under ``folder`` instead: ``{path under OUT: path under folder}``. A dry run
+    on a fresh run directory builds these, and writes nothing under ``OUT``."""
+    if not runners.writes_configs(setting):
+        return {}
+    shadow = RunPaths(folder)
+    written = {runners.finetune_run_config(setting, paths): runners.write_finetune_config(setting, shadow),
+               runners.ladder_run_config(setting, paths): runners.write_ladder_config(setting, shadow)}
+    for line in lines:
+        if line.job.kind == 'pretrain':
+            written[runners.export_config_path(line.job, setting, paths)] = runners.stage_config(line.job, setting,
+                                                                                                 shadow)
+    return {osp.abspath(a): b for a, b in written.items() if a != b and not osp.isfile(a)}
+
+
 def build_configs(lines: Sequence[JobLine], setting: Setting, data: Dict, teacher_checkpoint: Optional[str] = None,
-                  build_models: bool = True) -> BuildReport:
+                  build_models: bool = True, shadow: Optional[Dict[str, str]] = None) -> BuildReport:
     """Build the config of every training command (as ``tools/train.py`` builds it) and of every export, and each
-    distinct model once."""
+    distinct model once; a config in ``shadow`` (:func:`shadow_configs`) is read from its stand-in."""
     from mmengine.config import Config
 
     from clap_plugin.apis.data_files import check_data_files
@@ -186,12 +203,14 @@ def build_configs(lines: Sequence[JobLine], setting: Setting, data: Dict, teache
     for line in lines:
         for cmd in line.train:
             argv = train_argv(cmd)
+            config = argv[0]
+            argv[0] = (shadow or {}).get(osp.abspath(config), config)
             try:
                 cfg = build_train_cfg(parse_args(argv))
             except (SystemExit, Exception) as err:  # load_config / merge_cfg_options exit with one line
                 report.errors.append(f'{line.job.id}: {argv[0]}: {type(err).__name__}: {err}')
                 continue
-            report.configs.append((line.job.id, osp.relpath(argv[0], runners.REPO)))
+            report.configs.append((line.job.id, osp.relpath(config, runners.REPO)))
             if str(cfg.get('data_root', '')).rstrip('/') + '/' != root:
                 report.errors.append(f'{line.job.id}: data_root is {cfg.get("data_root")!r}, not {root!r}')
             try:
@@ -263,7 +282,9 @@ def dry_run(setting: Setting, paths: RunPaths, data_root: Optional[str], launch:
     for line in lines:
         done = osp.isfile(paths.record(line.job.id))
         out(format_line(line) + ('  [done]' if done else ''))
-    report = build_configs(lines, setting, data, teacher_checkpoint, build_models)
+    with tempfile.TemporaryDirectory() as folder:
+        report = build_configs(lines, setting, data, teacher_checkpoint, build_models,
+                               shadow_configs(lines, setting, paths, folder))
     out('')
     configs = sorted({c for _, c in report.configs})
     out(f'configs built ({len(report.configs)} job configs, {len(configs)} files, Config.fromfile + the job\'s '
