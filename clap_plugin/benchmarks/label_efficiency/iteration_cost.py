@@ -5,7 +5,9 @@ on the same training samples; the variants take turns iteration by iteration (A,
 change of machine load falls on all of them alike, and each one's median iteration time is divided into the first
 variant's. One iteration is a training step of batch 2 (forward, backward, AdamW step), data loading excluded; the
 forward time of each module is recorded too (where the iteration goes). The steps cut one thing at a time:
-``cpu-tiny`` -> ``+images`` (64 x 192) -> ``+range`` (+-32.4 m) -> ``cpu-bench`` (also the keyframe's points only).
+``cpu-tiny`` -> ``+images`` (64 x 192) -> ``+range`` (+-32.4 m) -> ``cpu-bench`` (also the keyframe's points only)
+-> ``cpu-fast`` (0.3 m voxels and 2.4 m BEV cells over +-33.6 m; its smaller source images only change loading,
+which is not timed here).
 """
 import copy
 import statistics
@@ -21,6 +23,7 @@ STEPS: Sequence[ModelVariant] = (
     ModelVariant('+images', image_size=(64, 192)),
     ModelVariant('+range', image_size=(64, 192), half_extent=32.4),
     VARIANTS['cpu-bench'],
+    VARIANTS['cpu-fast'],
 )
 
 

@@ -7,8 +7,10 @@ applied to every config of a run (each arm's pre-training and the fine-tune), so
 fine-tuning see the same input. The evaluation's class ranges are clipped to the BEV range, so that boxes the
 model cannot see are not counted as misses.
 
-Measured side by side in one process on the 80-sample diverse set (``tools/benchmarks/label_efficiency.md``,
+Measured side by side in one process on the 80-sample diverse set (``tools/benchmarks/label_efficiency_bench.md``,
 "Cost of an iteration"): the images, the range and the sweeps each cut a fine-tune iteration by 1.25-1.33x.
+Then 2.4 m BEV cells (cpu-bench -> cpu-fast, one process, compute only): 1.05 s -> 0.61 s, 1.72x
+(``docs/benchmarks.md``).
 """
 import copy
 from dataclasses import dataclass
