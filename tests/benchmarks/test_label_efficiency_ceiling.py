@@ -85,6 +85,9 @@ def test_ladder_stopped_at_saturation_counts_its_validated_rungs():
     assert choose_iterations(stopped, ladder) == dict(iterations=300, at_cap=False)
     stopped[-1]['mAP'] = 0.29  # a drop saturates too; the best validated rung is then the one before
     assert choose_iterations(stopped, ladder) == dict(iterations=200, at_cap=False)
+    from clap_plugin.benchmarks.label_efficiency.report import ladder_sentence
+    sentence = ladder_sentence(dict(curve=stopped, ladder=list(ladder)))
+    assert sentence.startswith('Converged by the 5% rule') and 'at 300 of up to 500 iterations' in sentence
     with pytest.raises(ValueError, match='expected'):  # a gap: rung 200 missing
         ladder_convergence([stopped[0], stopped[2]], ladder)
     # a ladder that had saturated earlier would have stopped there: rungs after it mean another ladder

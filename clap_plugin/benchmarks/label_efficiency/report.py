@@ -9,7 +9,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from .arms import ARMS
 from .claims import CLAIMS, EQUIVALENCE_MARGIN, claim_rows, claim_text
-from .curves import SATURATION_GAIN, ladder_convergence
+from .curves import SATURATION_GAIN, ladder_convergence, ladder_rungs
 from .plan import CEILING, RunPaths
 from .setting import Setting
 from .stats import contrast, diff_of_means, mean_std
@@ -287,8 +287,11 @@ def ladder_sentence(ladder: Dict) -> str:
         return f'A single rung: the {SATURATION_GAIN:.0%} rule cannot test it; stopped by the {c.stopped_by}.'
     change = 'from mAP 0' if c.last_gain is None else f'by {c.last_gain:+.1%} relative'
     if c.saturated:
+        last = max(int(p['step']) for p in ladder_rungs(ladder['curve'], ladder['ladder']))
+        stopped = (f' The run stopped there, at {last} of up to {ladder["ladder"][-1]} '
+                   f'{ladder.get("unit", "iterations")} (`SaturationStopHook`).' if last < ladder['ladder'][-1] else '')
         return (f'Converged by the {SATURATION_GAIN:.0%} rule: the last rung changed val mAP {change} on the rung '
-                'before.')
+                'before.' + stopped)
     return (f'Not converged by the {SATURATION_GAIN:.0%} rule: the last rung changed val mAP {change} on the rung '
             f'before; stopped by the {c.stopped_by}.')
 
