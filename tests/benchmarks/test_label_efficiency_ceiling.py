@@ -16,8 +16,8 @@ from clap_plugin.benchmarks.label_efficiency.curves import (
     saturated_at,
     saturates,
 )
-from clap_plugin.benchmarks.label_efficiency.plan import Job, RunPaths, build_plan, by_id
 from clap_plugin.benchmarks.label_efficiency.jobs import choose_iterations
+from clap_plugin.benchmarks.label_efficiency.plan import Job, RunPaths, build_plan, by_id
 from clap_plugin.benchmarks.label_efficiency.scheduler import run_jobs
 
 

@@ -1,5 +1,6 @@
 """Hooks: prototype EM schedule, pre-training pictures, cross-rank weight check, checkpoint load report,
-GT-sampling switch-off, early stop on a saturated validation curve, and the long-run safety net (atomic checkpoints, exact resume, non-finite losses)."""
+GT-sampling switch-off, early stop on a saturated validation curve, and the long-run safety net (atomic
+checkpoints, exact resume, non-finite losses)."""
 from .atomic_checkpoint_hook import AtomicCheckpointHook
 from .checkpoint_report_hook import CheckpointLoadReportHook
 from .clap_visualization_hook import CLAPVisualizationHook

@@ -7,10 +7,9 @@ undefined, and a detector on the floor has not converged). Only validations at `
 """
 from typing import Dict, List, Optional, Sequence
 
+from mmdet3d.registry import HOOKS
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
-
-from mmdet3d.registry import HOOKS
 
 NUSCENES_MAP = 'NuScenes metric/pred_instances_3d_NuScenes/mAP'
 
