@@ -162,9 +162,16 @@ def test_smoke_run_survives_a_kill_and_resumes_without_redoing_jobs(synthetic_nu
     before = _records(out)
     assert 'data.json' in before and len(before) >= 2
     assert 'ladder.json' not in before or 'pretrain-clap.json' not in before  # really interrupted early
+    # the interrupted invocation still counts: its wall time and the jobs it finished
+    (killed, ) = json.load(open(osp.join(out, 'invocations.json')))
+    job_ids = {j.id for j in build_plan(PRESETS['smoke'])}
+    assert killed['interrupted'] and killed['seconds'] > 0
+    assert killed['jobs_run'] == len([f for f in before if f[:-len('.json')] in job_ids])
     done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert f'{len(before)} of ' in done.stdout  # the resumed run counted the finished jobs as done
+    invocations = json.load(open(osp.join(out, 'invocations.json')))
+    assert len(invocations) == 2 and 'interrupted' not in invocations[1]
     after = _records(out)
     assert all(after[f] == t for f, t in before.items())  # finished jobs were not run again
     setting = PRESETS['smoke']

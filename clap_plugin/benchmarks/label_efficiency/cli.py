@@ -286,6 +286,13 @@ def stop_children(signum, frame) -> None:
     raise SystemExit(128 + signum)
 
 
+def record_invocation(paths: RunPaths, entry: dict) -> None:
+    """Append one invocation (start, wall seconds, workers, jobs run, ...) to ``OUT/invocations.json``."""
+    inv = osp.join(paths.out, 'invocations.json')
+    runs = json.load(open(inv)) if osp.isfile(inv) else []
+    write_json_atomic(inv, runs + [entry])
+
+
 def lock_run_dir(paths: RunPaths):
     """An exclusive lock on the run directory: two runs on one directory would run the same jobs twice."""
     import fcntl
@@ -402,13 +409,18 @@ def main(argv=None) -> int:
             only = select_jobs(jobs, args.jobs, is_done) if args.jobs else None
         except ValueError as err:
             raise SystemExit(f'error: {err}') from err
-        finished, failed = run_jobs(jobs, is_done, launcher(args, paths), workers, args.max_jobs,
-                                    progress=not args.no_progress, only=only)
-        inv = osp.join(paths.out, 'invocations.json')
-        runs = json.load(open(inv)) if osp.isfile(inv) else []
-        runs.append(dict(started=t0, seconds=time.time() - t0, workers=workers, jobs_run=len(finished),
-                         failed=sorted(failed), command=command))
-        write_json_atomic(inv, runs)
+        done_before = {j.id for j in jobs if is_done(j.id)}
+        finished, failed, interrupted = [], {}, True
+        try:
+            finished, failed = run_jobs(jobs, is_done, launcher(args, paths), workers, args.max_jobs,
+                                        progress=not args.no_progress, only=only)
+            interrupted = False
+        finally:  # an interrupted invocation (SIGTERM, Ctrl-C) counts its wall time and its finished jobs too
+            record_invocation(paths, dict(
+                started=t0, seconds=time.time() - t0, workers=workers,
+                jobs_run=len([j for j in jobs if j.id not in done_before and is_done(j.id)]) if interrupted
+                else len(finished), failed=sorted(failed), command=command, **({'interrupted': True}
+                                                                                 if interrupted else {})))
         print(f'\n{len(finished)} jobs run in {(time.time() - t0) / 60:.1f} min; {len(failed)} failed or blocked')
         for jid, why in sorted(failed.items()):
             print(f'  {jid}: {why}')

@@ -60,7 +60,9 @@ def run_jobs(jobs: List[Job], is_done: Callable[[str], bool], launch: Callable[[
         missing = [d for d in j.deps if d not in known]
         if missing:
             raise ValueError(f'job {j.id} depends on unknown jobs {missing}')
-    log(f'{len(jobs) - len(pending)} of {len(jobs)} jobs already done; {len(pending)} to run on {workers} workers')
+    log(f'{len(jobs) - len(pending)} of {len(jobs)} jobs already done; '
+        + (f'{len(pending)} to run' if quota is None else f'{len(quota)} of the {len(pending)} left to run now')
+        + f' on {workers} workers')
     bar = ProgressBar(len(pending)) if progress and pending else None
     finished: List[str] = []
     failed: Dict[str, str] = {}
