@@ -32,8 +32,8 @@ class ModelVariant:
     Args:
         name: the variant's name (``Setting.variant``).
         image_size: (H, W) of the camera input; W a multiple of 32 (the data preprocessor pads to 32).
-        half_extent: the BEV range is [-half_extent, half_extent] in x and y (metres), a multiple of the 1.2 m
-            BEV cell.
+        half_extent: the BEV range is [-half_extent, half_extent] in x and y (metres), an even number of BEV cells
+            (1.2 m x cell_scale).
         sweeps_num: LiDAR sweeps loaded besides the keyframe (None: the config's).
         cell_scale: the voxel's x / y size and the camera BEV step are multiplied by it (1: the config's 0.15 m
             voxels and 1.2 m BEV cells; 2: 0.3 m voxels and 2.4 m cells), so every BEV grid has 1 / cell_scale as
