@@ -1,2 +1,2 @@
-"""Engine: mmengine hooks."""
-from . import hooks  # noqa: F401
+"""Engine: mmengine hooks and training loops."""
+from . import hooks, loops  # noqa: F401

@@ -16,7 +16,10 @@ param_scheduler = [
     dict(type='CosineAnnealingLR', eta_min=lr * 0.01, by_epoch=False, begin=warmup_iters, end=max_iters),
 ]
 
-train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=max_iters)
+# PauselessIterBasedTrainLoop (clap_plugin.engine.loops) is mmengine's IterBasedTrainLoop without its 2 s pause
+# at each pass over a worker-less dataloader: the same batches in the same order, a quarter less time on a
+# 20-sample subset. A config using this schedule imports clap_plugin (`custom_imports`).
+train_cfg = dict(type='PauselessIterBasedTrainLoop', max_iters=max_iters, val_interval=max_iters)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
 

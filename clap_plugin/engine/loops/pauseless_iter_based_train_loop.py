@@ -1,0 +1,83 @@
+"""An ``IterBasedTrainLoop`` whose dataloader restarts at once when it runs in the main process.
+
+mmengine's ``IterBasedTrainLoop`` cycles its dataloader through a private iterator that sleeps 2 s at every pass
+over the data, a guard against worker-process deadlocks at the epoch change. A dataloader with
+``num_workers=0`` has no worker process to guard, yet pays the 2 s all the same: on a 20-sample labelled subset
+at batch 2 that is 2 s every 10 iterations, a quarter of a CPU fine-tune's time.
+
+:class:`PauselessIterBasedTrainLoop` restarts such a dataloader without the pause and keeps everything else as
+mmengine does: the sampler's ``set_epoch`` call at each restart (so the shuffled order is the same), the
+iteration count, validation, hooks and resume. A dataloader with worker processes keeps mmengine's iterator, the
+pause included. Training with either loop reads the same batches in the same order.
+"""
+import logging
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
+
+from mmdet3d.registry import LOOPS
+from mmengine.logging import print_log
+from mmengine.runner import IterBasedTrainLoop
+from torch.utils.data import DataLoader
+
+
+def _set_sampler_epoch(dataloader: DataLoader, epoch: int) -> None:
+    """Tell the dataloader's sampler (or its batch sampler's sampler) which pass over the data begins."""
+    sampler = getattr(dataloader, 'sampler', None)
+    if hasattr(sampler, 'set_epoch'):
+        sampler.set_epoch(epoch)
+        return
+    batch_sampler = getattr(dataloader, 'batch_sampler', None)
+    inner = getattr(batch_sampler, 'sampler', None)
+    if hasattr(inner, 'set_epoch'):
+        inner.set_epoch(epoch)
+
+
+class CyclingDataloaderIterator:
+    """Yields batches from ``dataloader`` without end, starting a new pass (``set_epoch(k)``, ``k`` = 1, 2, ...)
+    each time one ends, with no pause. ``restarts`` counts the passes begun after the first."""
+
+    def __init__(self, dataloader: DataLoader) -> None:
+        self._dataloader = dataloader
+        self._iterator = iter(dataloader)
+        self._epoch = 0
+        self.restarts = 0
+
+    def __iter__(self) -> Iterator[Sequence[dict]]:
+        return self
+
+    def __next__(self) -> Sequence[dict]:
+        try:
+            return next(self._iterator)
+        except StopIteration:
+            self._epoch += 1
+            self.restarts += 1
+            if self.restarts == 1:
+                print_log('The dataloader reached its end and restarts (no pause: it has no worker processes); '
+                          'later restarts are not logged.', logger='current', level=logging.INFO)
+            _set_sampler_epoch(self._dataloader, self._epoch)
+            self._iterator = iter(self._dataloader)
+            return next(self._iterator)
+
+
+@LOOPS.register_module()
+class PauselessIterBasedTrainLoop(IterBasedTrainLoop):
+    """``IterBasedTrainLoop`` (same arguments) that restarts a worker-less dataloader without mmengine's 2 s pause.
+
+    Args:
+        runner: the runner.
+        dataloader: a dataloader or its config.
+        max_iters: total training iterations.
+        val_begin: the iteration that begins validating.
+        val_interval: the validation interval in iterations.
+        dynamic_intervals: ``(milestone, interval)`` pairs, as in mmengine.
+    """
+
+    def __init__(self,
+                 runner,
+                 dataloader: Union[DataLoader, Dict],
+                 max_iters: int,
+                 val_begin: int = 1,
+                 val_interval: int = 1000,
+                 dynamic_intervals: Optional[List[Tuple[int, int]]] = None) -> None:
+        super().__init__(runner, dataloader, max_iters, val_begin, val_interval, dynamic_intervals)
+        if getattr(self.dataloader, 'num_workers', 0) == 0:
+            self.dataloader_iterator = CyclingDataloaderIterator(self.dataloader)
