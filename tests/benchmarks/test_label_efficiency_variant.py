@@ -260,7 +260,7 @@ def test_ladder_config_adds_the_stop_hook_to_the_finetune_config(tmp_path):
     setting = Setting(variant='cpu-fast', ema_momentum=0.01, ladder=(200, 400, 600))
     paths = RunPaths(str(tmp_path))
     cfg = Config.fromfile(runners.write_ladder_config(setting, paths))
-    finetune = Config.fromfile(runners.finetune_run_config(setting, paths))
+    finetune = Config.fromfile(runners.write_finetune_config(setting, paths))
     assert cfg.custom_hooks[:-1] == finetune.custom_hooks
     assert cfg.custom_hooks[-1] == dict(type='SaturationStopHook', rungs=[200, 400, 600], gain=0.05)
     assert cfg.model.pts_middle_encoder.sparse_shape == [224, 224, 41]

@@ -363,18 +363,26 @@ def ema_hook(momentum: float) -> Dict:
                 update_buffers=True, priority=49)
 
 
+def _write_run_finetune_config(setting: Setting, out: str, extra_hooks: Sequence[Dict] = ()) -> str:
+    """Write the protocol's fine-tune config to ``out`` with the run's variant applied and its custom hooks
+    extended by the EMA hook (when ``setting.ema_momentum`` is set) and ``extra_hooks``."""
+    source = osp.join(REPO, finetune_config(setting.protocol))
+    hooks = list(extra_hooks)
+    if setting.ema_momentum is not None:
+        hooks.insert(0, ema_hook(setting.ema_momentum))
+    options = None
+    if hooks:
+        options = dict(custom_hooks=list(Config.fromfile(source).get('custom_hooks', [])) + hooks)
+    return write_variant_config(source, get_variant(setting.variant), out, options)
+
+
 def write_finetune_config(setting: Setting, paths: RunPaths) -> str:
     """Write :func:`finetune_run_config` (the variant applied, the EMA hook added) if the run writes its
     configs; returns its path either way."""
     out = finetune_run_config(setting, paths)
     if out == finetune_config(setting.protocol):
         return out
-    source = osp.join(REPO, finetune_config(setting.protocol))
-    options = None
-    if setting.ema_momentum is not None:
-        hooks = list(Config.fromfile(source).get('custom_hooks', []))
-        options = dict(custom_hooks=hooks + [ema_hook(setting.ema_momentum)])
-    return write_variant_config(source, get_variant(setting.variant), out, options)
+    return _write_run_finetune_config(setting, out)
 
 
 def ladder_run_config(setting: Setting, paths: RunPaths) -> str:
@@ -391,16 +399,12 @@ def saturation_stop_hook(setting: Setting) -> Dict:
 
 
 def write_ladder_config(setting: Setting, paths: RunPaths) -> str:
-    """Write :func:`ladder_run_config` (the fine-tune config of the run plus the stop hook) if the run writes its
+    """Write :func:`ladder_run_config` (the run's fine-tune config plus the stop hook) if the run writes its
     configs; returns its path either way."""
     out = ladder_run_config(setting, paths)
     if out == finetune_config(setting.protocol):
         return out
-    finetune = Config.fromfile(write_finetune_config(setting, paths))
-    finetune.custom_hooks = list(finetune.get('custom_hooks', [])) + [saturation_stop_hook(setting)]
-    from clap_plugin.utils.atomic_write import write_text_atomic
-    write_text_atomic(out, finetune.pretty_text)
-    return out
+    return _write_run_finetune_config(setting, out, [saturation_stop_hook(setting)])
 
 
 def pretrain_command(job: Job, setting: Setting, paths: RunPaths, data: Dict, launch: Launch) -> List[str]:
