@@ -5,6 +5,8 @@ import numpy as np
 import pytest
 import torch
 from mmdet3d.structures import Det3DDataSample, LiDARInstance3DBoxes
+from mmengine.logging import MMLogger
+from mmengine.model import BaseModule
 from mmengine.structures import InstanceData
 from torch import nn
 
@@ -13,6 +15,7 @@ from clap_plugin.benchmarks.label_efficiency.frozen_probe import (
     ProbeHead,
     ProbeInputNorm,
     feature_scale,
+    init_weights_quietly,
     load_encoders,
     train_head,
 )
@@ -164,3 +167,32 @@ def test_side_by_side_arm_specs_name_an_export_and_its_modules(tmp_path):
             parse_arms([bad])
     with pytest.raises(SystemExit, match='no file'):
         parse_arms([f'x={tmp_path}/missing.pth@img_neck'])
+
+
+def test_init_weights_quietly_initialises_without_the_per_parameter_dump():
+    import logging
+
+    class Net(BaseModule):
+        def __init__(self):
+            super().__init__(init_cfg=dict(type='Constant', val=3.0, layer='Linear'))
+            self.lin = nn.Linear(2, 2)
+
+    records = []
+
+    class Collect(logging.Handler):
+        def emit(self, record):
+            records.append(record.getMessage())
+
+    logger = MMLogger.get_current_instance()
+    handler, level = Collect(), logger.level
+    logger.addHandler(handler)
+    try:
+        net = Net()
+        init_weights_quietly(net)
+        assert torch.all(net.lin.weight == 3.0)  # the init_cfg was applied
+        assert not any('lin.weight' in r for r in records), records
+        assert logger.level == level  # the logger's level is restored
+        Net().init_weights()  # the plain call does dump: the test would see it
+        assert any('lin.weight' in r for r in records)
+    finally:
+        logger.removeHandler(handler)

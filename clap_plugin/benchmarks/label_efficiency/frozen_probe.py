@@ -12,6 +12,7 @@ and one learning rate cannot suit both. With it the probe's training and predict
 features are multiplied by a constant, so it measures what the features hold, not how large they are.
 """
 import copy
+import logging
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Sequence
@@ -21,6 +22,7 @@ from mmdet3d.registry import DATASETS, METRICS, MODELS
 from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
 from mmengine.evaluator import Evaluator
+from mmengine.logging import MMLogger
 from mmengine.model import BaseModule
 from mmengine.runner.checkpoint import load_state_dict
 from torch import Tensor, nn
@@ -32,6 +34,18 @@ ANNOTATION_STEPS = ('ObjectRangeFilter', 'ObjectNameFilter')
 # the probe's protocol, written into every probe record: 1 = raw features into bbox_head; 2 = the features
 # standardised per channel by ProbeInputNorm first (the default)
 PROBE_VERSION = 2
+
+
+def init_weights_quietly(module: BaseModule) -> None:
+    """``module.init_weights()`` without mmengine's INFO line per parameter: a runner sends that dump to its log
+    file, but the probe has none, so it would fill the job's log (about 700 lines a model)."""
+    logger = MMLogger.get_current_instance()
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        module.init_weights()
+    finally:
+        logger.setLevel(level)
 
 
 @dataclass
@@ -211,7 +225,7 @@ def train_head(head_cfg: dict, train: Sequence[CachedSample], iters: int, lr: fl
     is called after the n-th iteration (1-based; it may evaluate the head, which is put back in train mode)."""
     torch.manual_seed(seed)
     head = ProbeHead(head_cfg, normalize=normalize)
-    head.init_weights()
+    init_weights_quietly(head)
     head.train()
     opt = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=0.01)
     gen = torch.Generator().manual_seed(seed)
@@ -265,7 +279,7 @@ class FrozenProbe:
         self.cfg = probe_config(config, data_root, version, cfg_options)
         torch.manual_seed(0)  # scratch's random encoders: the same for every probe
         self.model = MODELS.build(copy.deepcopy(self.cfg.model))
-        self.model.init_weights()
+        init_weights_quietly(self.model)
         self.loaded = load_encoders(self.model, encoders, modules) if encoders else 0
         for p in self.model.parameters():
             p.requires_grad_(False)
