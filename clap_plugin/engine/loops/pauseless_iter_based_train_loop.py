@@ -8,11 +8,13 @@ at batch 2 that is 2 s every 10 iterations, a quarter of a CPU fine-tune's time.
 :class:`PauselessIterBasedTrainLoop` restarts such a dataloader without the pause and keeps everything else as
 mmengine does: the sampler's ``set_epoch`` call at each restart (so the shuffled order is the same), the
 iteration count, validation, hooks and resume. A dataloader with worker processes keeps mmengine's iterator, the
-pause included. Training with either loop reads the same batches in the same order.
+pause included. Training with either loop reads the same batches in the same order and draws the same random
+numbers, so it trains the same weights.
 """
 import logging
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
+import torch
 from mmdet3d.registry import LOOPS
 from mmengine.logging import print_log
 from mmengine.runner import IterBasedTrainLoop
@@ -80,4 +82,12 @@ class PauselessIterBasedTrainLoop(IterBasedTrainLoop):
                  dynamic_intervals: Optional[List[Tuple[int, int]]] = None) -> None:
         super().__init__(runner, dataloader, max_iters, val_begin, val_interval, dynamic_intervals)
         if getattr(self.dataloader, 'num_workers', 0) == 0:
+            # mmengine's __init__ has started its iterator already, drawing its base seed from torch's generator
+            # (or the dataloader's); starting ours draws once more. Put the generators back as mmengine's start
+            # left them, so training draws the same random numbers (augmentation, dropout) as with its loop.
+            generator = getattr(self.dataloader, 'generator', None)
+            states = (torch.get_rng_state(), generator.get_state() if generator is not None else None)
             self.dataloader_iterator = CyclingDataloaderIterator(self.dataloader)
+            torch.set_rng_state(states[0])
+            if generator is not None:
+                generator.set_state(states[1])
