@@ -35,13 +35,18 @@ def _set_sampler_epoch(dataloader: DataLoader, epoch: int) -> None:
 
 class CyclingDataloaderIterator:
     """Yields batches from ``dataloader`` without end, starting a new pass (``set_epoch(k)``, ``k`` = 1, 2, ...)
-    each time one ends, with no pause. ``restarts`` counts the passes begun after the first."""
+    each time one ends, with no pause. ``_epoch`` (the name mmengine's iterator uses, read by
+    ``ExactResumeHook``) is the current pass, so also the number of restarts."""
 
     def __init__(self, dataloader: DataLoader) -> None:
         self._dataloader = dataloader
         self._iterator = iter(dataloader)
         self._epoch = 0
-        self.restarts = 0
+
+    @property
+    def restarts(self) -> int:
+        """Passes begun after the first."""
+        return self._epoch
 
     def __iter__(self) -> Iterator[Sequence[dict]]:
         return self
@@ -51,8 +56,7 @@ class CyclingDataloaderIterator:
             return next(self._iterator)
         except StopIteration:
             self._epoch += 1
-            self.restarts += 1
-            if self.restarts == 1:
+            if self._epoch == 1:
                 print_log('The dataloader reached its end and restarts (no pause: it has no worker processes); '
                           'later restarts are not logged.', logger='current', level=logging.INFO)
             _set_sampler_epoch(self._dataloader, self._epoch)
